@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset,
+# inspects it, verifies it, plots it, and cuts its high-resolution subset. Output: demo-out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+photos=${1:-../shared/photos}
+out=demo-out
+shards=.venv/bin/anyres-shards
+[ -d "$photos" ] || { echo "demo: no photo folder at $photos (pass one as the first argument)" >&2; exit 2; }
+rm -rf "$out" && mkdir -p "$out"
+
+set -x
+attribution=()
+[ "$photos" = ../shared/photos ] && attribution=(--attribution scripts/demo-photos.csv)
+"$shards" pack "$photos" "$out/photos" --shard-size 8MB --name demo-photos "${attribution[@]}"
+"$shards" info "$out/photos"
+"$shards" verify "$out/photos" --deep
+"$shards" ls "$out/photos" --limit 5
+"$shards" plot "$out/photos" -o "$out/photos-sizes.png"
+"$shards" grid "$out/photos" -o "$out/photos-grid.png" --n 15 --thumb 320
+"$shards" subset "$out/photos" "$out/photos-2k" --min-side 2000 --shard-size 16MB
+"$shards" info "$out/photos-2k"
+"$shards" show "$out/photos-2k" "$("$shards" ls "$out/photos-2k" --limit 1 | cut -f1)" -o "$out"
+set +x
+echo "demo: done; look at $out/photos-sizes.png and $out/photos-grid.png"

@@ -1,0 +1,25 @@
+"""The anyres dataset format: native-resolution images in WebDataset shards, with an index.
+
+See DESIGN.md section 2. This package imports neither torch nor ray.
+"""
+
+from .index import IndexFilter
+from .location import DatasetError
+from .reader import Dataset, Sample, iter_shard_urls
+from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta, check_key
+from .writer import DatasetWriter, WriterConfig
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Dataset",
+    "DatasetError",
+    "DatasetWriter",
+    "FormatError",
+    "IndexFilter",
+    "Sample",
+    "SampleMeta",
+    "WriterConfig",
+    "check_key",
+    "iter_shard_urls",
+]

@@ -1,0 +1,262 @@
+"""`anyres-shards`: inspect, check, plot, subset and pack anyres datasets.
+
+A thin layer: flags -> config -> library call -> formatted result. User errors end in one line
+on stderr and exit code 2; `verify` findings exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .index import IndexFilter
+from .location import DatasetError
+from .probe import DEFAULT_MAX_PIXELS, ProbeError
+from .reader import Dataset
+from .schema import FormatError, check_key
+from .stats import summarize
+from .writer import DEFAULT_SHARD_BYTES, WriterConfig
+
+PROG = "anyres-shards"
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1GB, 500MB, 64MiB, 1000000)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def add_filter_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection (every given criterion must hold)")
+    group.add_argument("--min-side", type=int, help="keep images whose shorter side is at least this")
+    group.add_argument("--max-side", type=int, help="keep images whose longer side is at most this")
+    group.add_argument("--min-megapixels", type=float, help="keep images of at least this many megapixels")
+    group.add_argument("--license", action="append", default=[], help="keep this licence (repeatable)")
+    group.add_argument("--source", action="append", default=[], choices=("flickr", "url", "folder"))
+    group.add_argument("--format", action="append", default=[], help="keep this format, e.g. jpeg (repeatable)")
+    group.add_argument("--key", action="append", default=[], help="keep this key (repeatable)")
+    group.add_argument("--keys-file", type=Path, help="keep the keys listed in this file, one a line")
+
+
+def filter_from_args(args: argparse.Namespace) -> IndexFilter:
+    keys = list(args.key)
+    if args.keys_file:
+        try:
+            keys += [line.strip() for line in args.keys_file.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise DatasetError(f"cannot read keys file {args.keys_file}: {exc.strerror}") from None
+    return IndexFilter(
+        min_side=args.min_side, max_side=args.max_side, min_megapixels=args.min_megapixels,
+        licenses=tuple(args.license), sources=tuple(args.source), formats=tuple(args.format),
+        keys=tuple(keys),
+    )
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .render import info_report, print_report
+
+    ds = Dataset(args.dataset)
+    stats = summarize(ds.index)
+    if args.json:
+        manifest = {k: v for k, v in ds.manifest.items() if k != "shards"}
+        print(json.dumps({**manifest, "stats": stats}, indent=2))
+    else:
+        print_report(info_report(ds.manifest, stats))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    ds = Dataset(args.dataset)
+    rows = ds.select(filter_from_args(args))
+    if args.limit is not None:
+        rows = rows.slice(0, args.limit)
+    columns = ["key", "width", "height", "format", "license", "shard"]
+    for row in rows.select(columns).to_pylist():
+        size = f"{row['width']}x{row['height']}"
+        print(f"{row['key']}\t{size}\t{row['format']}\t{row['license'] or '-'}\t{row['shard']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ds = Dataset(args.dataset)
+    sample = ds.get(check_key(args.key))
+    doc = json.loads(sample.meta.to_json_bytes())
+    print(json.dumps({**doc, "shard": sample.shard, "offset": sample.offset}, indent=2, ensure_ascii=False))
+    if args.output:
+        from .export import write_sample_image
+
+        path = write_sample_image(sample, args.output, apply_orientation=args.orient)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_dataset
+
+    ds = Dataset(args.dataset)  # fails fast, before the bar, on a path that is no dataset
+    with progress_bar("verify" + (" --deep" if args.deep else ""), len(ds)) as advance:
+        report = verify_dataset(args.dataset, deep=args.deep, progress=advance)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            print(problem)
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        print(f"{verdict}: {report.samples_checked} samples in {report.shards_checked} shards checked"
+              + (" (deep)" if args.deep else ""))
+    return 0 if report.ok else 1
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_dataset
+
+    ds = Dataset(args.dataset)
+    path = plot_dataset(ds.index, args.output, title=str(ds.manifest.get("name")))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from .plots import contact_sheet
+
+    ds = Dataset(args.dataset)
+    path = contact_sheet(ds, args.output, n=args.n, seed=args.seed, thumb=args.thumb)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_subset(args: argparse.Namespace) -> int:
+    from .subset import write_subset
+
+    where = filter_from_args(args)
+    config = WriterConfig(max_shard_bytes=args.shard_size, name=args.name)
+    with progress_bar("subset", None) as advance:
+        manifest = write_subset(args.dataset, args.out, where, config, progress=advance)
+    print(f"wrote {manifest['num_samples']} samples in {manifest['num_shards']} shards to {args.out}")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from .pack import PackConfig, image_files, pack_folder
+
+    config = PackConfig(min_side=args.min_side, max_pixels=args.max_pixels,
+                        max_shard_bytes=args.shard_size, name=args.name,
+                        attribution=str(args.attribution) if args.attribution else None)
+    folder = Path(args.folder)
+    total = sum(1 for _ in image_files(folder)) if folder.is_dir() else None
+    with progress_bar("pack", total) as advance:
+        manifest = pack_folder(folder, args.out, config, progress=advance)
+    counts, rejects = manifest["curation"]["counts"], manifest["curation"]["rejects"]
+    why = " (" + ", ".join(f"{reason}: {n}" for reason, n in rejects.items()) + ")" if rejects else ""
+    print(f"wrote {counts['kept']} samples in {manifest['num_shards']} shards to {args.out}; "
+          f"{counts['rejected']} rejected{why}, listed in {args.out}/work/rejects.parquet")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Inspect and manage anyres datasets: native-resolution images stored untouched "
+        "in WebDataset shards with an index.parquet and a dataset.json. DATASET is a folder, an "
+        "http(s):// URL prefix or an fsspec URL (s3://, gs://, ...).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="summary: samples, bytes, resolution, formats, licences, curation")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("ls", help="one line per sample: key, size, format, licence, shard")
+    p.add_argument("dataset", metavar="DATASET")
+    add_filter_flags(p)
+    p.add_argument("--limit", type=int, help="print at most this many lines")
+    p.set_defaults(run=cmd_ls)
+
+    p = sub.add_parser("show", help="a sample's metadata, and its image written out with -o")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("-o", "--output", type=Path,
+                   help="write the image here: a file, or a folder (named KEY.EXT inside it)")
+    p.add_argument("--orient", action="store_true",
+                   help="apply the EXIF orientation (re-encodes; default writes the stored bytes)")
+    p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser("verify", help="check shards, index and manifest agree; exit 1 on any problem")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--deep", action="store_true", help="also decode every image, check sha256, size, phash")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(run=cmd_verify)
+
+    p = sub.add_parser("plot", help="PNG: width vs height, min-side histogram, megapixel CDF")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
+    p.set_defaults(run=cmd_plot)
+
+    p = sub.add_parser("grid", help="PNG contact sheet of random samples, native size written on each")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
+    p.add_argument("--n", type=int, default=36, help="number of samples (default 36)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the selection (default 0)")
+    p.add_argument("--thumb", type=int, default=256, help="cell size in pixels (default 256)")
+    p.set_defaults(run=cmd_grid)
+
+    p = sub.add_parser("subset", help="new dataset from selected samples, bytes copied untouched")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("out", metavar="OUT", help="a new local folder")
+    add_filter_flags(p)
+    p.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+                   help="byte bound per shard, headers included (default 1GB)")
+    p.add_argument("--name", help="dataset name (default: the folder name)")
+    p.set_defaults(run=cmd_subset)
+
+    p = sub.add_parser("pack", help="store a local folder of images, untouched, as a dataset")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("out", metavar="OUT", help="a new local folder")
+    p.add_argument("--min-side", type=int, default=1, help="reject images whose shorter side is below this")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb guard")
+    p.add_argument("--attribution", type=Path, metavar="FILE.csv",
+                   help="provenance per file: a 'path' column (relative to DIR) and any of "
+                   "license, license_url, owner, title, date_taken, url")
+    p.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+                   help="byte bound per shard, headers included (default 1GB)")
+    p.add_argument("--name", help="dataset name (default: the folder name)")
+    p.set_defaults(run=cmd_pack)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DatasetError, FormatError, ProbeError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `anyres-shards ls ... | head`
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

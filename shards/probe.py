@@ -1,0 +1,126 @@
+"""What a stored image is: decoded size after EXIF orientation, format, mode, hashes.
+
+Curation computes these once when it admits an image; `verify --deep` recomputes them with the
+same function and compares. Decoding uses JPEG's reduced-size DCT (Pillow's draft mode): the
+whole entropy-coded stream is still parsed, so truncation is caught, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import imagehash
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_PIXELS = 200_000_000
+ORIENTATION_TAG = 0x0112
+# Orientations 5..8 rotate by 90 degrees: the displayed size swaps width and height.
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "TIFF": "tif", "BMP": "bmp"}
+HASH_DECODE_SIDE = 256  # smallest side decoded for hashing; phash itself works at 32x32
+
+
+class ProbeError(ValueError):
+    """An image that cannot be admitted; `reason` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    orientation: int
+    format: str
+    ext: str
+    mode: str
+    frames: int
+    nbytes: int
+    sha256: str
+    phash: str
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block must not make a good image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    if not data:
+        raise ProbeError("empty", "zero bytes")
+    with warnings.catch_warnings():
+        # Pillow warns, then raises, on huge images; the guard below gives the reason instead.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:
+            raise ProbeError("decompression-bomb", str(exc)) from None
+        except Exception as exc:
+            raise ProbeError("not-an-image", f"{type(exc).__name__}: {exc}") from None
+        with image:
+            return _inspect(image, data, max_pixels)
+
+
+def _inspect(image: Image.Image, data: bytes, max_pixels: int) -> ImageInfo:
+    fmt = image.format or ""
+    if fmt not in EXTENSIONS:
+        raise ProbeError("unsupported-format", f"format {fmt or 'unknown'} is not stored")
+    stored_w, stored_h = image.size
+    if stored_w * stored_h > max_pixels:
+        raise ProbeError("decompression-bomb", f"{stored_w}x{stored_h} exceeds {max_pixels} pixels")
+    orientation = read_orientation(image)
+    mode = image.mode
+    frames = getattr(image, "n_frames", 1)
+    if fmt == "JPEG":
+        scale = max(1, min(stored_w, stored_h) // HASH_DECODE_SIDE)
+        image.draft("RGB" if mode == "RGB" else mode, (stored_w // scale, stored_h // scale))
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ProbeError("decompression-bomb", str(exc)) from None
+    except Exception as exc:
+        raise ProbeError("corrupt", f"{type(exc).__name__}: {exc}") from None
+    oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
+    width, height = (stored_h, stored_w) if orientation in TRANSPOSED_ORIENTATIONS else (stored_w, stored_h)
+    return ImageInfo(
+        width=width,
+        height=height,
+        orientation=orientation,
+        format=fmt.lower() if fmt != "MPO" else "jpeg",
+        ext=EXTENSIONS[fmt],
+        mode=mode,
+        frames=frames,
+        nbytes=len(data),
+        sha256=sha256_hex(data),
+        phash=perceptual_hash(oriented),
+    )
+
+
+def perceptual_hash(image: Image.Image) -> str:
+    if image.mode not in ("L", "RGB"):
+        # Flatten alpha onto white and map odd modes (CMYK, I;16, P) to something phash reads.
+        image = _to_rgb(image)
+    return str(imagehash.phash(image))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode.startswith("I;16") or image.mode == "I":
+        return image.point(lambda v: v / 256).convert("L")
+    return image.convert("RGB")

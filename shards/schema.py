@@ -1,0 +1,170 @@
+"""The sample record of the anyres dataset format (DESIGN.md section 2), defined once.
+
+`SampleMeta` is what a sample's `KEY.json` holds; the index has the same columns plus the
+shard path and byte offset. Both are derived from `FIELDS`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+import pyarrow as pa
+
+FORMAT_NAME = "anyres-shards"
+FORMAT_VERSION = 1
+
+# No dots: WebDataset splits a member name at its first dot into key and extension.
+# 80 characters keeps `KEY.EXT` inside the 100-byte ustar name field.
+KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
+EXT_PATTERN = re.compile(r"[a-z0-9]{1,8}")
+
+SOURCES = ("flickr", "url", "folder")
+
+
+class FormatError(ValueError):
+    """Data that breaks the dataset format (a bad key, a missing field, a wrong type)."""
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
+        raise FormatError(
+            f"invalid sample key {key!r}: must match {KEY_PATTERN.pattern} "
+            "(lower-case letters, digits, '_' and '-', no dots, at most 80 characters)"
+        )
+    return key
+
+
+def check_ext(ext: str) -> str:
+    if not isinstance(ext, str) or not EXT_PATTERN.fullmatch(ext):
+        raise FormatError(f"invalid member extension {ext!r}: must match {EXT_PATTERN.pattern}")
+    return ext
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleMeta:
+    key: str
+    width: int
+    height: int
+    orientation: int
+    format: str
+    ext: str
+    mode: str
+    nbytes: int
+    sha256: str
+    phash: str
+    source: str
+    source_id: str
+    url: str | None = None
+    license: str | None = None
+    license_url: str | None = None
+    owner: str | None = None
+    title: str | None = None
+    date_taken: str | None = None
+    dup_count: int = 0
+    # Fields beyond the fixed columns (e.g. `duplicates`, the Flickr size label) live only in
+    # the json member; the index keeps the fixed columns.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_key(self.key)
+        check_ext(self.ext)
+        for name, kind in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            # bool is an int subclass, and never a valid size or count.
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise FormatError(f"sample {self.key}: field {name!r} must be {kind.__name__}, got {value!r}")
+        if self.width <= 0 or self.height <= 0:
+            raise FormatError(f"sample {self.key}: non-positive size {self.width}x{self.height}")
+        if not 1 <= self.orientation <= 8:
+            raise FormatError(f"sample {self.key}: EXIF orientation {self.orientation} outside 1..8")
+        if self.nbytes < 0 or self.dup_count < 0:
+            raise FormatError(f"sample {self.key}: negative nbytes or dup_count")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise FormatError(f"sample {self.key}: sha256 must be 64 lower-case hex digits")
+        if not re.fullmatch(r"[0-9a-f]{16}", self.phash):
+            raise FormatError(f"sample {self.key}: phash must be 16 lower-case hex digits")
+        if self.source not in SOURCES:
+            raise FormatError(f"sample {self.key}: source must be one of {SOURCES}, got {self.source!r}")
+        clash = set(self.extra) & set(FIELDS)
+        if clash:
+            raise FormatError(f"sample {self.key}: extra fields shadow fixed ones: {sorted(clash)}")
+
+    @property
+    def member_name(self) -> str:
+        return f"{self.key}.{self.ext}"
+
+    @property
+    def min_side(self) -> int:
+        return min(self.width, self.height)
+
+    def to_record(self) -> dict[str, Any]:
+        """The fixed columns only, as the index stores them."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def to_json_bytes(self) -> bytes:
+        # Sorted keys and fixed separators: the same sample always gives the same bytes.
+        doc = {**self.extra, **self.to_record()}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SampleMeta:
+        if not isinstance(doc, dict):
+            raise FormatError(f"sample metadata must be a JSON object, got {type(doc).__name__}")
+        missing = [name for name in FIELDS if name not in doc and name not in _DEFAULTS]
+        if missing:
+            raise FormatError(f"sample {doc.get('key')!r}: missing fields {missing}")
+        fixed = {name: doc[name] for name in FIELDS if name in doc}
+        extra = {k: v for k, v in doc.items() if k not in FIELDS and k not in INDEX_ONLY}
+        return cls(**fixed, extra=extra)
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> SampleMeta:
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FormatError(f"sample metadata is not valid JSON: {exc}") from None
+        return cls.from_dict(doc)
+
+
+# Fixed columns, in index order, with their Arrow types.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "key": pa.string(),
+    "width": pa.int32(),
+    "height": pa.int32(),
+    "orientation": pa.int8(),
+    "format": pa.string(),
+    "ext": pa.string(),
+    "mode": pa.string(),
+    "nbytes": pa.int64(),
+    "sha256": pa.string(),
+    "phash": pa.string(),
+    "source": pa.string(),
+    "source_id": pa.string(),
+    "url": pa.string(),
+    "license": pa.string(),
+    "license_url": pa.string(),
+    "owner": pa.string(),
+    "title": pa.string(),
+    "date_taken": pa.string(),
+    "dup_count": pa.int32(),
+}
+FIELDS: tuple[str, ...] = tuple(_ARROW_TYPES)
+INDEX_ONLY = ("shard", "offset")
+
+_OPTIONAL = {"url", "license", "license_url", "owner", "title", "date_taken"}
+_DEFAULTS = _OPTIONAL | {"dup_count"}
+_FIELD_TYPES = {
+    name: (int if pa.types.is_integer(kind) else str) for name, kind in _ARROW_TYPES.items()
+}
+assert set(FIELDS) == {f.name for f in dataclasses.fields(SampleMeta)} - {"extra"}
+
+INDEX_SCHEMA = pa.schema(
+    [pa.field(name, kind, nullable=name in _OPTIONAL) for name, kind in _ARROW_TYPES.items()]
+    + [pa.field("shard", pa.string(), nullable=False), pa.field("offset", pa.int64(), nullable=False)],
+    metadata={b"format": FORMAT_NAME.encode(), b"version": str(FORMAT_VERSION).encode()},
+)

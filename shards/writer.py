@@ -1,0 +1,191 @@
+"""Writing a dataset: byte-bounded shards, then the index and the manifest.
+
+Every file is written under a temporary name and renamed when complete, and `dataset.json`
+is renamed last: a crash or a kill leaves partial files only under `*.tmp` names, and a folder
+is a dataset only once its manifest exists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .index import index_bytes, index_table
+from .location import DatasetError
+from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, manifest_bytes, shard_name
+from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
+from .stats import summarize
+from .tario import END_OF_ARCHIVE, encode_member, member_cost
+
+DEFAULT_SHARD_BYTES = 1_000_000_000
+TMP_SUFFIX = ".tmp"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def sample_cost(meta: SampleMeta, json_bytes: bytes) -> int:
+    """Bytes a sample adds to a shard: both members' headers, data and padding."""
+    return member_cost(meta.member_name, meta.nbytes) + member_cost(f"{meta.key}.json", len(json_bytes))
+
+
+class ShardWriter:
+    """One tar file, never larger than `max_bytes` including its end-of-archive blocks."""
+
+    def __init__(self, path: Path, max_bytes: int):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.tmp_path = path.with_name(path.name + TMP_SUFFIX)
+        self._file = open(self.tmp_path, "wb")
+        self.nbytes = 0
+        self.num_samples = 0
+
+    def fits(self, cost: int) -> bool:
+        return self.nbytes + cost + len(END_OF_ARCHIVE) <= self.max_bytes
+
+    def add(self, meta: SampleMeta, data: bytes, json_bytes: bytes) -> int:
+        """Append a sample; returns the byte offset of its image data in the shard."""
+        image_member, data_start = encode_member(meta.member_name, data)
+        json_member, _ = encode_member(f"{meta.key}.json", json_bytes)
+        offset = self.nbytes + data_start
+        self._file.write(image_member)
+        self._file.write(json_member)
+        self.nbytes += len(image_member) + len(json_member)
+        self.num_samples += 1
+        return offset
+
+    def close(self) -> None:
+        self._file.write(END_OF_ARCHIVE)
+        self.nbytes += len(END_OF_ARCHIVE)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        # The smallest shard that can hold anything: two headers, two data blocks, the end.
+        if self.max_shard_bytes < 4 * 512 + len(END_OF_ARCHIVE):
+            raise DatasetError(f"shard size {self.max_shard_bytes} bytes is too small to hold a sample")
+
+
+class DatasetWriter:
+    """Adds samples in order, rolls over to a new shard at the byte bound, finalises once."""
+
+    def __init__(self, root: str | Path, config: WriterConfig = WriterConfig()):
+        self.root = Path(root)
+        self.config = config
+        if (self.root / MANIFEST_NAME).exists():
+            raise DatasetError(f"{self.root} already holds a dataset; choose another output folder")
+        (self.root / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+        self._clear_unfinished()
+        self._keys: set[str] = set()
+        self._rows: list[dict[str, Any]] = []
+        self._shards: list[dict[str, Any]] = []
+        self._current: ShardWriter | None = None
+        self._finalized = False
+
+    def _clear_unfinished(self) -> None:
+        # Without a manifest nothing here is a dataset yet: shards left by a killed writer
+        # would otherwise stay behind as strays next to the new ones.
+        for stale in (self.root / SHARD_DIR).glob("shard-*.tar*"):
+            stale.unlink()
+        for name in (INDEX_NAME, INDEX_NAME + TMP_SUFFIX, MANIFEST_NAME + TMP_SUFFIX):
+            (self.root / name).unlink(missing_ok=True)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self._rows)
+
+    def add(self, meta: SampleMeta, data: bytes) -> dict[str, Any]:
+        if self._finalized:
+            raise RuntimeError("dataset already finalised")
+        if meta.key in self._keys:
+            raise FormatError(f"duplicate sample key {meta.key!r}")
+        if len(data) != meta.nbytes:
+            raise FormatError(f"sample {meta.key}: nbytes says {meta.nbytes}, data has {len(data)}")
+        json_bytes = meta.to_json_bytes()
+        cost = sample_cost(meta, json_bytes)
+        if cost + len(END_OF_ARCHIVE) > self.config.max_shard_bytes:
+            raise FormatError(
+                f"sample {meta.key} needs {cost} bytes in a tar, more than the shard bound "
+                f"{self.config.max_shard_bytes}"
+            )
+        if self._current is None or not self._current.fits(cost):
+            self._roll_over()
+        offset = self._current.add(meta, data, json_bytes)
+        row = {**meta.to_record(), "shard": shard_name(len(self._shards)), "offset": offset}
+        self._keys.add(meta.key)
+        self._rows.append(row)
+        return row
+
+    def _roll_over(self) -> None:
+        self._close_current()
+        path = self.root / shard_name(len(self._shards))
+        self._current = ShardWriter(path, self.config.max_shard_bytes)
+
+    def _close_current(self) -> None:
+        if self._current is None:
+            return
+        self._current.close()
+        self._shards.append(
+            {
+                "name": self._current.path.relative_to(self.root).as_posix(),
+                "num_samples": self._current.num_samples,
+                "nbytes": self._current.nbytes,
+            }
+        )
+        self._current = None
+
+    def finalize(self, curation: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """Close the last shard, write the index, then the manifest (the commit point)."""
+        self._close_current()
+        table = index_table(self._rows)
+        atomic_write(self.root / INDEX_NAME, index_bytes(table))
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "name": self.config.name or self.root.name,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "num_samples": len(self._rows),
+            "num_shards": len(self._shards),
+            "total_bytes": sum(s["nbytes"] for s in self._shards),
+            "max_shard_bytes": self.config.max_shard_bytes,
+            "shards": self._shards,
+            "stats": summarize(table),
+            "curation": curation or {},
+            **fields,
+        }
+        atomic_write(self.root / MANIFEST_NAME, manifest_bytes(manifest))
+        self._finalized = True
+        return manifest
+
+    def abort(self) -> None:
+        if self._current is not None:
+            self._current.abort()
+            self._current = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
