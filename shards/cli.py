@@ -39,10 +39,22 @@ def parse_size(text: str) -> int:
 
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A bar on stderr, shown from the first step on: a call that fails before any work
+    leaves its one error line alone."""
     columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda n: progress.advance(task, n)
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = progress.add_task(label, total=total)
+
+    def advance(n: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.advance(task, n)
+
+    try:
+        yield advance
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def add_filter_flags(parser: argparse.ArgumentParser) -> None:
@@ -112,8 +124,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .verify import verify_dataset
 
-    ds = Dataset(args.dataset)  # fails fast, before the bar, on a path that is no dataset
-    with progress_bar("verify" + (" --deep" if args.deep else ""), len(ds)) as advance:
+    total = Dataset(args.dataset).manifest["num_samples"]
+    with progress_bar("verify" + (" --deep" if args.deep else ""), total) as advance:
         report = verify_dataset(args.dataset, deep=args.deep, progress=advance)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -147,10 +159,11 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_subset(args: argparse.Namespace) -> int:
     from .subset import write_subset
 
+    parent = Dataset(args.dataset)
     where = filter_from_args(args)
     config = WriterConfig(max_shard_bytes=args.shard_size, name=args.name)
-    with progress_bar("subset", None) as advance:
-        manifest = write_subset(args.dataset, args.out, where, config, progress=advance)
+    with progress_bar("subset", parent.select(where).num_rows) as advance:
+        manifest = write_subset(parent, args.out, where, config, progress=advance)
     print(f"wrote {manifest['num_samples']} samples in {manifest['num_shards']} shards to {args.out}")
     return 0
 

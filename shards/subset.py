@@ -14,16 +14,15 @@ from .writer import DatasetWriter, WriterConfig
 
 
 def write_subset(
-    source: str,
+    parent: Dataset,
     out: str | Path,
     where: IndexFilter = IndexFilter(),
     config: WriterConfig = WriterConfig(),
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    parent = Dataset(source)
     rows = parent.select(where)
     if rows.num_rows == 0:
-        raise DatasetError(f"the filter {where.describe()} selects no samples of {source}")
+        raise DatasetError(f"the filter {where.describe()} selects no samples of {parent.url}")
     if Path(out).absolute() == Path(parent.loc.root) and parent.loc.is_local:
         raise DatasetError("the subset must go to another folder than its source")
     with DatasetWriter(out, config) as writer:
