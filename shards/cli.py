@@ -37,6 +37,19 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+def int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A bar on stderr, shown from the first step on: a call that fails before any work
@@ -202,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="one line per sample: key, size, format, licence, shard")
     p.add_argument("dataset", metavar="DATASET")
     add_filter_flags(p)
-    p.add_argument("--limit", type=int, help="print at most this many lines")
+    p.add_argument("--limit", type=int_at_least(0), help="print at most this many lines")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="a sample's metadata, and its image written out with -o")
@@ -228,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="PNG contact sheet of random samples, native size written on each")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
-    p.add_argument("--n", type=int, default=36, help="number of samples (default 36)")
+    p.add_argument("--n", type=int_at_least(1), default=36, help="number of samples (default 36)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the selection (default 0)")
-    p.add_argument("--thumb", type=int, default=256, help="cell size in pixels (default 256)")
+    p.add_argument("--thumb", type=int_at_least(16), default=256, help="cell size in pixels (default 256)")
     p.set_defaults(run=cmd_grid)
 
     p = sub.add_parser("subset", help="new dataset from selected samples, bytes copied untouched")

@@ -79,7 +79,7 @@ def _curation(curation: dict[str, Any]) -> Table:
     rejects = Table(title="rejects by reason", title_justify="left")
     rejects.add_column("reason")
     rejects.add_column("items", justify="right")
-    for reason, value in (curation.get("rejects") or {}).items():
+    for reason, value in (curation.get("rejects") or {"none": 0}).items():
         rejects.add_row(str(reason), f"{value:,}")
     row = [counts, rejects]
     if curation.get("dedup"):

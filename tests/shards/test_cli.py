@@ -219,3 +219,26 @@ def test_bad_flag_exits_2(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["ls", "x", "--min-side", "big"])
     assert caught.value.code == 2
+
+
+def test_commands_work_on_a_dataset_served_over_http(dataset, http_server, tmp_path, capsys):
+    base, ranges = http_server(dataset)
+    code, out, _ = run(capsys, "info", base, "--json")
+    assert code == 0 and json.loads(out)["stats"]["num_samples"] == 7
+    code, out, _ = run(capsys, "ls", base, "--min-side", "600")
+    assert code == 0 and len(out.splitlines()) == 2
+    key = file_key("img3.jpg")
+    code, out, _ = run(capsys, "show", base, key, "-o", tmp_path)
+    assert code == 0 and json.loads(out)["key"] == key
+    assert (tmp_path / f"{key}.jpg").read_bytes() == _member(dataset, json.loads(out))
+    code, out, _ = run(capsys, "verify", base, "--deep")
+    assert code == 0 and "OK: 7 samples" in out
+    code, _, err = run(capsys, "info", f"{base}/nothing-here")
+    assert code == 2 and "no such dataset" in err
+
+
+@pytest.mark.parametrize("args", [["--n", "0"], ["--thumb", "8"], ["--n", "x"]])
+def test_grid_bad_numbers_exit_2(dataset, tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as caught:
+        main(["grid", str(dataset), "-o", str(tmp_path / "g.png"), *args])
+    assert caught.value.code == 2 and not (tmp_path / "g.png").exists()
