@@ -12,6 +12,14 @@ from pathlib import Path
 import fsspec
 from fsspec.core import url_to_fs
 
+try:  # fsspec's HTTP filesystem raises aiohttp's errors (416, 5xx) as they are, not OSError
+    from aiohttp import ClientError as _HttpError
+except ImportError:  # pragma: no cover - aiohttp is a dependency, but fsspec works without it
+    class _HttpError(Exception):
+        pass
+
+IO_ERRORS = (OSError, _HttpError)
+
 
 class DatasetError(Exception):
     """A user-facing problem with a dataset or a path: reported as one line, exit code 2."""
@@ -47,7 +55,7 @@ class Location:
     def exists(self, relative: str = "") -> bool:
         try:
             return bool(self.fs.exists(self.path(relative)))
-        except (OSError, ValueError):
+        except (*IO_ERRORS, ValueError):
             return False
 
     def read_bytes(self, relative: str, start: int | None = None, end: int | None = None) -> bytes:
@@ -59,7 +67,7 @@ class Location:
             return self.fs.cat_file(path, start=start, end=end)
         except FileNotFoundError:
             raise DatasetError(f"missing file: {self.display(relative)}") from None
-        except OSError as exc:
+        except IO_ERRORS as exc:
             raise DatasetError(f"cannot read {self.display(relative)}: {exc}") from None
 
     def open(self, relative: str):
@@ -67,13 +75,13 @@ class Location:
             return self.fs.open(self.path(relative), "rb")
         except FileNotFoundError:
             raise DatasetError(f"missing file: {self.display(relative)}") from None
-        except OSError as exc:
+        except IO_ERRORS as exc:
             raise DatasetError(f"cannot open {self.display(relative)}: {exc}") from None
 
     def size(self, relative: str) -> int | None:
         try:
             return self.fs.size(self.path(relative))
-        except (OSError, ValueError):
+        except (*IO_ERRORS, ValueError):
             return None
 
 

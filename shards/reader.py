@@ -17,12 +17,12 @@ import pyarrow as pa
 from braceexpand import braceexpand
 
 from .index import IndexFilter, read_index
-from .location import DatasetError, Location
+from .location import IO_ERRORS, DatasetError, Location
 from .manifest import read_manifest
 from .schema import FormatError, SampleMeta
 from .tario import BLOCK, padded, read_header
 
-ShardError = (tarfile.TarError, EOFError, OSError, DatasetError)
+ShardError = (tarfile.TarError, EOFError, *IO_ERRORS, DatasetError)
 
 
 @dataclass(frozen=True)
