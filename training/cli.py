@@ -1,0 +1,116 @@
+"""`anyres-train`: see what the loader feeds a GAN (`preview`); training itself comes next.
+
+A thin layer: flags -> frozen configs -> library call -> formatted result. User errors end in
+one line on stderr and exit code 2. Runs as `python -m training ...` too, e.g. under torchrun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shards.cli import int_at_least, progress_bar
+from shards.index import IndexFilter
+from shards.location import DatasetError
+from shards.schema import FormatError
+
+from .sampler import StreamConfig
+
+PROG = "anyres-train"
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def add_stream_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("patches (DESIGN.md section 3)")
+    group.add_argument("--stream", choices=("patch", "global"), default="patch",
+                       help="patch: random windows at random scales; global: whole canvases at --size")
+    group.add_argument("--size", type=int_at_least(8), default=256, help="patch size p, or base resolution R (default 256)")
+    group.add_argument("--s-min", type=positive_float, help="smallest scale S (default: --size)")
+    group.add_argument("--s-max", type=positive_float, help="cap on S (default: each canvas's native side)")
+    group.add_argument("--distribution", choices=("uniform", "log-uniform"), default="uniform",
+                       help="how S is drawn in [S_min, S_max] (default uniform, the paper's)")
+    group.add_argument("--upsample", action="store_true",
+                       help="render canvases smaller than S_min at S_min instead of skipping them")
+    group.add_argument("--patches-per-image", type=int_at_least(1),
+                       help="patches drawn per decoded image (default 4 for patch, 1 for global)")
+    group.add_argument("--min-side", type=int_at_least(1),
+                       help="only images whose shorter side is at least this (from the index, no tar opened)")
+    group.add_argument("--weight", choices=("none", "area"), default="none",
+                       help="area: draw patches from each image in proportion to its pixel count")
+
+
+def stream_from_args(args: argparse.Namespace) -> StreamConfig:
+    try:
+        return StreamConfig(stream=args.stream, size=args.size, s_min=args.s_min, s_max=args.s_max,
+                            distribution=args.distribution, upsample=args.upsample,
+                            patches_per_image=args.patches_per_image)
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .pipeline import LoaderConfig
+    from .preview import collect, write_preview
+
+    select = IndexFilter(min_side=args.min_side) if args.min_side else None
+    config = LoaderConfig(data=args.data, stream=stream_from_args(args), batch_size=1, epoch_patches=args.n,
+                          shuffle_buffer=args.shuffle_buffer, seed=args.seed, select=select,
+                          weight=args.weight)
+    with progress_bar("preview", args.n) as advance:
+        result = collect(config, args.n, progress=advance)
+    if len(result.keys) == 0:
+        raise DatasetError(f"no patch could be drawn from {args.data}: {result.counts}")
+    paths = write_preview(result, config, args.out)
+    skipped = {k: v for k, v in result.counts.items() if k not in ("images", "patches")}
+    why = f"; skipped {skipped}" if skipped else ""
+    print(f"wrote {len(result.keys)} patches from {result.counts.get('images', 0)} image decodes{why}: "
+          + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Any-resolution GAN training on anyres datasets: scale-aware patches of "
+        "native-resolution images. DATASET is a folder, an http(s):// URL prefix or an fsspec URL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("preview", help="what training will see: contact sheet, scale/position plots, patches.npz")
+    p.add_argument("--data", required=True, metavar="DATASET")
+    add_stream_flags(p)
+    p.add_argument("--n", type=int_at_least(1), default=64, help="number of patches (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--shuffle-buffer", type=int_at_least(0), default=64, help="shuffle buffer in patches (default 64)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.set_defaults(run=cmd_preview)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DatasetError, FormatError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an output folder that cannot be written
+        print(f"{PROG}: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
