@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset,
-# inspects it, verifies it, plots it, and cuts its high-resolution subset. Output: demo-out/.
+# inspects it, verifies it, plots it, cuts its high-resolution subset, and previews the
+# scale-aware patches training would see. Output: demo-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,5 +23,6 @@ attribution=()
 "$shards" subset "$out/photos" "$out/photos-2k" --min-side 2000 --shard-size 16MB
 "$shards" info "$out/photos-2k"
 "$shards" show "$out/photos-2k" "$("$shards" ls "$out/photos-2k" --limit 1 | cut -f1)" -o "$out"
+.venv/bin/anyres-train preview --data "$out/photos" --stream patch --n 36 --seed 0 --out "$out/preview"
 set +x
-echo "demo: done; look at $out/photos-sizes.png and $out/photos-grid.png"
+echo "demo: done; look at $out/photos-sizes.png, $out/photos-grid.png and $out/preview/contact_sheet.png"
