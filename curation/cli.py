@@ -1,0 +1,173 @@
+"""`anyres-curate`: folders and URL lists in, a verified anyres dataset out.
+
+A thin layer: flags -> config -> `pipeline.curate` -> summary. User errors end in one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+
+from shards import DatasetError, FormatError
+from shards.cli import int_at_least, parse_size
+from shards.manifest import MANIFEST_NAME
+from shards.probe import DEFAULT_MAX_PIXELS
+from shards.writer import DEFAULT_SHARD_BYTES
+
+from .fetch import WorkerConfig
+from .http import FetchConfig
+from .pipeline import CurateConfig, curate, prepare, status
+from .validate import FilterConfig
+
+PROG = "anyres-curate"
+
+
+def float_above(low: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > low:
+            raise argparse.ArgumentTypeError(f"must be more than {low}, got {value}")
+        return value
+
+    return parse
+
+
+def config_from_args(args: argparse.Namespace) -> CurateConfig:
+    fetch = FetchConfig(timeout=args.timeout, connect_timeout=min(args.connect_timeout, args.timeout),
+                        retries=args.retries, backoff=args.backoff, max_bytes=args.max_bytes,
+                        per_host=args.per_host)
+    filters = FilterConfig(min_side=args.min_side, max_pixels=args.max_pixels, max_aspect=args.max_aspect)
+    worker = WorkerConfig(fetch=fetch, filters=filters, threads=args.threads)
+    return CurateConfig(worker=worker, slice_size=args.slice_size, max_shard_bytes=args.shard_size, name=args.name)
+
+
+def make_source(args: argparse.Namespace):
+    if args.command == "folder":
+        from .sources import FolderSource
+
+        return FolderSource(str(Path(args.input).absolute()))
+    from .urllist import UrlListSource, default_columns
+
+    given = {"license": args.license_col, "owner": args.owner_col, "title": args.title_col}
+    columns = default_columns(str(Path(args.input).absolute()), args.url_col, given)
+    return UrlListSource(str(Path(args.input).absolute()), args.url_col, columns)
+
+
+def make_engine(args: argparse.Namespace):
+    if args.no_ray:
+        from .engine import InlineEngine
+
+        return InlineEngine()
+    from .engine import RayEngine
+
+    return RayEngine(args.ray_address, num_cpus=args.workers)
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from .report import LiveEvents, summary_table
+
+    config = config_from_args(args)
+    source = make_source(args)
+    out = Path(args.out).absolute()
+    # Checked before Ray starts: a wrong --out should cost no cluster start-up.
+    if prepare(out, source, config, args.restart):
+        manifest = json.loads((out / MANIFEST_NAME).read_bytes())
+    else:
+        engine = make_engine(args)
+        try:
+            manifest = curate(source, out, config, engine, events=LiveEvents(Console(stderr=True)))
+        finally:
+            engine.close()
+    Console().print(summary_table(manifest))
+    print(f"wrote {manifest['num_samples']} samples to {args.out}; rejects in {args.out}/work/rejects.parquet")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    report = status(args.dataset)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from .report import status_table
+
+        Console().print(status_table(report))
+    return 0
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="DATASET", help="output folder; rerunning resumes it")
+    p.add_argument("--restart", action="store_true", help="discard the work folder (and a finished dataset) first")
+    p.add_argument("--name", help="dataset name (default: the folder name)")
+    g = p.add_argument_group("filters")
+    g.add_argument("--min-side", type=int_at_least(1), default=256, help="shorter displayed side (default 256)")
+    g.add_argument("--max-pixels", type=int_at_least(1), default=DEFAULT_MAX_PIXELS,
+                   help="decompression-bomb guard on the declared size (default 200000000)")
+    g.add_argument("--max-aspect", type=float_above(1.0 - 1e-9), help="longer side over shorter side")
+    g.add_argument("--max-bytes", type=parse_size, default=64 * 2**20, help="bytes per file (default 64MiB)")
+    g = p.add_argument_group("fetching")
+    g.add_argument("--timeout", type=float_above(0), default=30.0, help="total seconds per attempt (default 30)")
+    g.add_argument("--connect-timeout", type=float_above(0), default=10.0, help="seconds to connect (default 10)")
+    g.add_argument("--retries", type=int_at_least(0), default=2,
+                   help="retries after timeouts, 429 and 5xx, honouring Retry-After (default 2)")
+    g.add_argument("--backoff", type=float_above(0), default=1.0, help="first retry delay in seconds (default 1)")
+    g.add_argument("--threads", type=int_at_least(1), default=16, help="download threads per worker (default 16)")
+    g.add_argument("--per-host", type=int_at_least(1), default=4,
+                   help="concurrent connections to one host per worker (default 4)")
+    g = p.add_argument_group("engine and output")
+    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto); "
+                   "default: start an embedded local Ray")
+    g.add_argument("--workers", type=int_at_least(1), help="CPUs of the embedded Ray (default: all)")
+    g.add_argument("--no-ray", action="store_true", help="run every slice in this process")
+    g.add_argument("--slice-size", type=int_at_least(1), default=256,
+                   help="items per task, the unit of resumption (default 256)")
+    g.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+                   help="byte bound per shard, headers included (default 1GB)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Fetch, validate, deduplicate and pack images, untouched, into an anyres "
+        "dataset. Runs on Ray; rerunning the same command resumes.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("folder", help="every image file under a folder, recursively")
+    p.add_argument("input", metavar="DIR")
+    add_run_flags(p)
+    p.set_defaults(run=cmd_curate)
+    p = sub.add_parser("urls", help="a URL list: .txt, .csv, .tsv, .jsonl or .parquet")
+    p.add_argument("input", metavar="FILE")
+    p.add_argument("--url-col", default="url", help="column holding the URL (default url)")
+    p.add_argument("--license-col", help="column holding the licence (default: 'license' if present)")
+    p.add_argument("--owner-col", help="column holding the owner (default: 'owner' if present)")
+    p.add_argument("--title-col", help="column holding the title (default: 'title' if present)")
+    add_run_flags(p)
+    p.set_defaults(run=cmd_curate)
+    p = sub.add_parser("status", help="how far a run got")
+    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DatasetError, FormatError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

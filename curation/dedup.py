@@ -1,0 +1,113 @@
+"""Global steps on metadata only: repeated keys, then exact duplicates by sha256.
+
+Both run on the staging indexes (a few hundred bytes a sample), never on pixels. A dedup stage
+is a replaceable part: it takes the table of kept samples, each with its place `(slice, row)`,
+and returns merges (this sample goes, into that one). Near-duplicate search plugs in as
+another stage with the same shape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+Place = tuple[int, int]  # (slice number, row in the slice's index): input order
+
+
+@dataclass(frozen=True)
+class Merge:
+    dropped: Place
+    kept: Place
+    reason: str  # the reject reason the dropped sample gets
+    detail: str
+
+
+class DedupStage(Protocol):
+    name: str
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def plan(self, kept: pa.Table) -> list[Merge]: ...
+
+
+def places(table: pa.Table) -> list[Place]:
+    return list(zip(table["slice"].to_pylist(), table["row"].to_pylist()))
+
+
+PROVENANCE_RANK = ("license", "owner", "title", "url", "license_url", "date_taken")
+SOURCE_RANK = {"flickr": 2, "url": 1, "folder": 0}
+
+
+def provenance_rank(row: dict[str, Any]) -> tuple:
+    """Higher is better: a licence first (it decides whether the image may be used at all),
+    then how much attribution there is, then the source; ties go to the earlier input row."""
+    filled = sum(1 for name in PROVENANCE_RANK if row.get(name))
+    return (bool(row.get("license")), filled, SOURCE_RANK.get(row.get("source"), 0))
+
+
+@dataclass(frozen=True)
+class ExactDedup:
+    name: str = "exact-sha256"
+
+    def describe(self) -> dict[str, Any]:
+        return {"stage": self.name, "keep": "best provenance (licence, attribution, source), then input order"}
+
+    def plan(self, kept: pa.Table) -> list[Merge]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, sha in enumerate(kept["sha256"].to_pylist()):
+            groups[sha].append(i)
+        where = places(kept)
+        columns = [c for c in (*PROVENANCE_RANK, "source", "key") if c in kept.column_names]
+        merges = []
+        for rows in groups.values():
+            if len(rows) == 1:
+                continue
+            records = kept.take(rows).select(columns).to_pylist()
+            # max() keeps the first of equals, and rows are in input order.
+            best = max(range(len(rows)), key=lambda j: provenance_rank(records[j]))
+            for j, i in enumerate(rows):
+                if j != best:
+                    merges.append(Merge(where[i], where[rows[best]], "duplicate",
+                                        f"same bytes as {records[best]['key']}"))
+        return merges
+
+
+def repeated_keys(kept: pa.Table, rejects: pa.Table) -> tuple[list[Merge], dict[int, str]]:
+    """The same key more than once across slices (a URL listed twice, far apart): one
+    occurrence stays, preferring a kept one (an earlier try may have failed transiently), and
+    every other becomes a `duplicate-url` reject. Returns merges for the kept occurrences that
+    go, and new reasons for rejected occurrences (by reject row)."""
+    first_kept: dict[str, Place] = {}
+    merges = []
+    for key, place in zip(kept["key"].to_pylist(), places(kept)):
+        if key in first_kept:
+            merges.append(Merge(place, first_kept[key], "duplicate-url", "an earlier row has the same URL"))
+        else:
+            first_kept[key] = place
+    relabel: dict[int, str] = {}
+    first_reject: set[str] = set()
+    order = sorted(range(rejects.num_rows), key=rejects["position"].to_pylist().__getitem__)
+    keys, reasons = rejects["key"].to_pylist(), rejects["reason"].to_pylist()
+    for i in order:
+        key = keys[i]
+        if reasons[i] == "duplicate-url":
+            continue
+        if key in first_kept or key in first_reject:
+            relabel[i] = "duplicate-url"
+        else:
+            first_reject.add(key)
+    return merges, relabel
+
+
+def apply_stages(kept: pa.Table, stages: Sequence[DedupStage]) -> list[Merge]:
+    """Run stages in turn, each on the samples the previous ones kept."""
+    merges: list[Merge] = []
+    for stage in stages:
+        gone = {m.dropped for m in merges}
+        remaining = kept.filter(pa.array([p not in gone for p in places(kept)], pa.bool_())) if gone else kept
+        merges += stage.plan(remaining)
+    return merges

@@ -1,0 +1,176 @@
+"""One fetch task: a slice of the input in, a staging dataset and its rejects out.
+
+A slice is written to a private folder `work/staging/slice-NNNNNN.part-<random>/` as a complete
+dataset of its own (shards, index, manifest, through `shards.DatasetWriter`), then its rejects,
+then `done.json`; the folder is then renamed to `slice-NNNNNN`, which commits it. A committed
+slice is never redone; an uncommitted one is redone from scratch, so a killed run loses nothing
+and writes nothing twice. Private folders also keep a task that outlived its driver (an orphaned
+Ray worker) from writing into the folder its rerun writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from shards import DatasetWriter, WriterConfig
+from shards.probe import ProbeError
+from shards.writer import atomic_write
+
+from .http import FetchConfig
+from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
+from .sources import Source
+from .validate import FilterConfig, admit
+
+DONE_NAME = "done.json"
+SLICE_REJECTS = "rejects.parquet"
+REPORT_EVERY = 0.5  # seconds between progress reports from a task
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    fetch: FetchConfig = FetchConfig()
+    filters: FilterConfig = FilterConfig()
+    threads: int = 16  # downloads in flight per worker: the web is slow, so many
+    decoders: int = 2  # decodes at once per worker: a worker owns one CPU, and a progressive
+    # JPEG's decode holds its whole coefficient array: more would add memory, not speed; two
+    # let one decode run while the other thread does its Python parts (hashing, writing)
+    staging_shard_bytes: int = 256 * 2**20
+
+    def __post_init__(self) -> None:
+        if self.staging_shard_bytes < self.fetch.max_bytes + 64 * 1024:  # room for any one sample
+            object.__setattr__(self, "staging_shard_bytes", self.fetch.max_bytes + 64 * 1024)
+
+
+@dataclass(frozen=True)
+class Slice:
+    number: int
+    items: tuple[Item, ...]
+
+
+def slice_dir(work: Path, number: int) -> Path:
+    return work / "staging" / f"slice-{number:06d}"
+
+
+def read_done(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / DONE_NAME).read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+def ordered_map(fn: Callable[[Item], Any], items: Iterable[Item], threads: int) -> Iterator[Any]:
+    """`map` on a thread pool, in input order, with at most 2 * threads results held: a slow
+    item must not let the finished ones behind it pile up in memory."""
+    with ThreadPoolExecutor(threads, thread_name_prefix="fetch") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfig,
+            cpu: threading.Semaphore | None = None):
+    """(meta, data) of a kept item, or its reject record."""
+    if item.error is not None:
+        return reject_record(item, *item.error)
+    try:
+        data = open_item(item)
+        with cpu or contextlib.nullcontext():
+            return admit(item, data, filters), data
+    except (FetchError, ProbeError) as exc:
+        return reject_record(item, exc.reason, exc.detail)
+    except Exception as exc:  # one odd file must not stop a scrape of millions; it is counted
+        return reject_record(item, "internal-error", f"{type(exc).__name__}: {exc}")
+
+
+def run_slice(work: str, task: Slice, source: Source, config: WorkerConfig,
+              report: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
+    final = slice_dir(Path(work), task.number)
+    done = read_done(final)
+    if done is not None:
+        return done
+    folder = final.with_name(f"{final.name}.part-{uuid.uuid4().hex[:12]}")
+    open_item = source.opener(config.fetch)
+    rejects: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    todo: list[Item] = []
+    for item in task.items:
+        if item.key in seen:  # the same URL twice in one slice: fetched once
+            rejects.append(reject_record(item, "duplicate-url", "an earlier row has the same URL"))
+        else:
+            seen.add(item.key)
+            todo.append(item)
+    delta = Counter(items=len(rejects), rejected=len(rejects))
+    last = time.monotonic()
+    writer_config = WriterConfig(max_shard_bytes=config.staging_shard_bytes, name=final.name)
+    with DatasetWriter(folder, writer_config) as writer:
+        cpu = threading.Semaphore(config.decoders)
+        for result in ordered_map(lambda it: process(it, open_item, config.filters, cpu), todo, config.threads):
+            delta["items"] += 1
+            if isinstance(result, dict):
+                rejects.append(result)
+                delta["rejected"] += 1
+            else:
+                meta, data = result
+                writer.add(meta, data)
+                delta["kept"] += 1
+                delta["bytes"] += meta.nbytes
+            if report and time.monotonic() - last > REPORT_EVERY:
+                report(dict(delta))
+                delta.clear()
+                last = time.monotonic()
+        writer.finalize(curation={"tool": "anyres-curate staging", "slice": task.number})
+    if report and delta:
+        report(dict(delta))
+    _write_rejects(folder / SLICE_REJECTS, rejects)
+    done = {
+        "slice": task.number, "items": len(task.items), "kept": writer.num_samples,
+        "rejected": len(rejects), "first_position": task.items[0].position if task.items else None,
+        "rejects": dict(Counter(r["reason"] for r in rejects).most_common()),
+    }
+    atomic_write(folder / DONE_NAME, json.dumps(done).encode())
+    return commit(folder, final, done)
+
+
+def commit(folder: Path, final: Path, done: dict[str, Any]) -> dict[str, Any]:
+    try:
+        os.rename(folder, final)
+    except OSError:  # committed meanwhile by another attempt at the same slice: keep that one
+        shutil.rmtree(folder, ignore_errors=True)
+        existing = read_done(final)
+        if existing is None:
+            raise
+        return existing
+    return done
+
+
+def clear_parts(work: Path) -> None:
+    """Remove what unfinished attempts left behind."""
+    for part in (work / "staging").glob("slice-*.part-*"):
+        shutil.rmtree(part, ignore_errors=True)
+
+
+def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA), sink)
+    atomic_write(path, sink.getvalue())
+

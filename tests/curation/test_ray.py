@@ -1,0 +1,39 @@
+"""The Ray path with real Ray: slices run as tasks in worker processes, progress comes back
+through the actor, and the dataset is the one the inline engine makes."""
+
+import pytest
+
+from curation.engine import InlineEngine, RayEngine
+from curation.pipeline import Events, curate
+from curation.urllist import UrlListSource
+from shards.verify import verify_dataset
+
+from .helpers import fast_config, snapshot, url_rows, write_csv
+
+pytestmark = pytest.mark.ray
+
+
+class Recorder(Events):
+    def __init__(self):
+        self.items = self.kept = 0
+
+    def advance(self, delta):
+        self.items += delta.get("items", 0)
+        self.kept += delta.get("kept", 0)
+
+
+def test_ray_run_equals_the_inline_run(ray_session, tmp_path, image_server, corpus, refused_url):
+    rows, kept, _ = url_rows(image_server, corpus, refused_url)
+    source = UrlListSource(str(write_csv(tmp_path / "urls.csv", rows)), "url",
+                           {"license": "license", "owner": "owner", "title": "title"})
+    engine = RayEngine()
+    assert engine.workers == 2 and not engine._owned  # joined the session's Ray
+    events = Recorder()
+    manifest = curate(source, tmp_path / "ray", fast_config(), engine, events=events)
+    engine.close()
+    assert ray_session.is_initialized()
+    assert manifest["num_samples"] == len(kept) and events.items == len(rows)
+    assert events.kept == len(kept) + 2  # before dedup: the repeated URL and the flaky copy
+    assert verify_dataset(str(tmp_path / "ray"), deep=True).ok
+    curate(source, tmp_path / "inline", fast_config(), InlineEngine())
+    assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "inline")
