@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset,
-# inspects it, verifies it, plots it, cuts its high-resolution subset, and previews the
+# The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset
+# (serially with their licences, and with the Ray curation pipeline), inspects it, verifies it, plots it, cuts its high-resolution subset, and previews the
 # scale-aware patches training would see. Output: demo-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,8 @@ attribution=()
 [ "$photos" = ../shared/photos ] && attribution=(--attribution scripts/demo-photos.csv)
 "$shards" pack "$photos" "$out/photos" --shard-size 8MB --name demo-photos "${attribution[@]}"
 "$shards" info "$out/photos"
+.venv/bin/anyres-curate folder "$photos" --out "$out/curated" --min-side 1024
+"$shards" verify "$out/curated" --deep
 "$shards" verify "$out/photos" --deep
 "$shards" ls "$out/photos" --limit 5
 "$shards" plot "$out/photos" -o "$out/photos-sizes.png"
