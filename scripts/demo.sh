@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset
-# (serially with their licences, and with the Ray curation pipeline), inspects it, verifies it, plots it, cuts its high-resolution subset, and previews the
-# scale-aware patches training would see. Output: demo-out/.
+# (serially with their licences, and through the Ray curation pipeline), inspects, verifies
+# and plots it, cuts its high-resolution subset, and previews the scale-aware patches that
+# training would see. Output: demo-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
