@@ -1,4 +1,4 @@
-"""`anyres-train`: see what the loader feeds a GAN (`preview`); training itself comes next.
+"""`anyres-train`: see what the loader feeds a GAN (`preview`), and train it (`train`, train_cli.py).
 
 A thin layer: flags -> frozen configs -> library call -> formatted result. User errors end in
 one line on stderr and exit code 2. Runs as `python -m training ...` too, e.g. under torchrun.
@@ -15,7 +15,9 @@ from shards.index import IndexFilter
 from shards.location import DatasetError
 from shards.schema import FormatError
 
+from .errors import TrainingError
 from .sampler import StreamConfig
+from .train_cli import add_train_parser
 
 PROG = "anyres-train"
 
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle-buffer", type=int_at_least(0), default=64, help="shuffle buffer in patches (default 64)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.set_defaults(run=cmd_preview)
+    add_train_parser(sub)
     return parser
 
 
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DatasetError, FormatError) as exc:
+    except (DatasetError, FormatError, TrainingError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. an output folder that cannot be written
