@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo, from nothing: stores the real photos in ../shared/photos untouched as a dataset
 # (serially with their licences, and through the Ray curation pipeline), inspects, verifies
-# and plots it, cuts its high-resolution subset, and previews the scale-aware patches that
-# training would see. Output: demo-out/.
+# and plots it, cuts its high-resolution subset, previews the scale-aware patches that
+# training sees, and trains the tiny GAN for a few hundred images. Output: demo-out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,5 +27,8 @@ attribution=()
 "$shards" info "$out/photos-2k"
 "$shards" show "$out/photos-2k" "$("$shards" ls "$out/photos-2k" --limit 1 | cut -f1)" -o "$out"
 .venv/bin/anyres-train preview --data "$out/photos" --stream patch --n 36 --seed 0 --out "$out/preview"
+OMP_NUM_THREADS=1 .venv/bin/anyres-train train --data "$out/photos" --out "$out/run" --preset tiny \
+    --kimg 0.32 --tick-kimg 0.16
 set +x
-echo "demo: done; look at $out/photos-sizes.png, $out/photos-grid.png and $out/preview/contact_sheet.png"
+echo "demo: done; look at $out/photos-sizes.png, $out/photos-grid.png, $out/preview/contact_sheet.png"
+echo "      and the first minute of GAN training in $out/run (curves.png, samples-*.png)"

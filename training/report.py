@@ -64,6 +64,9 @@ def plot_curves(records: list[dict], path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+DISPLAY_SIDE = 128
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
@@ -79,7 +82,8 @@ def sample_grid(g: Generator, z: torch.Tensor, patch_size: int, zooms: tuple[flo
     for zoom in zooms:
         t = torch.from_numpy(patch_transform(zoom * r, 0.0, 0.0, patch_size)).to(z.device).expand(b, 3, 3)
         columns.append(g.synthesis(ws, t, torch.full((b,), zoom * r, device=z.device), patch_size))
-    side = max(r, patch_size)
+    # Tiny presets render 16-32 px: enlarge by a whole factor (nearest) so a person can see them.
+    side = max(r, patch_size) * max(1, -(-DISPLAY_SIDE // max(r, patch_size)))
     cells = [[np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.NEAREST))
               for img in to_uint8(col)] for col in columns]
     gap = 2
