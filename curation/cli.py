@@ -21,7 +21,9 @@ from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES
 
 from .fetch import WorkerConfig
+from .flickr_cli import add_flickr_commands
 from .http import FetchConfig
+from .neardup import DEFAULT_RADIUS
 from .pipeline import CurateConfig, curate, prepare, status
 from .validate import FilterConfig
 
@@ -41,16 +43,36 @@ def float_above(low: float) -> Callable[[str], float]:
     return parse
 
 
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int_at_least(low)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return parse
+
+
 def config_from_args(args: argparse.Namespace) -> CurateConfig:
     fetch = FetchConfig(timeout=args.timeout, connect_timeout=min(args.connect_timeout, args.timeout),
                         retries=args.retries, backoff=args.backoff, max_bytes=args.max_bytes,
                         per_host=args.per_host)
     filters = FilterConfig(min_side=args.min_side, max_pixels=args.max_pixels, max_aspect=args.max_aspect)
     worker = WorkerConfig(fetch=fetch, filters=filters, threads=args.threads)
-    return CurateConfig(worker=worker, slice_size=args.slice_size, max_shard_bytes=args.shard_size, name=args.name)
+    from .dedup import ExactDedup
+    from .neardup import ExcludeNear, NearDedup
+
+    others = tuple(u if "://" in u else str(Path(u).absolute()) for u in args.exclude)
+    exclude = (ExcludeNear(others, args.dedup_radius),) if others else ()
+    return CurateConfig(worker=worker, slice_size=args.slice_size, max_shard_bytes=args.shard_size, name=args.name,
+                        dedup=(*exclude, ExactDedup(), NearDedup(args.dedup_radius)))
 
 
 def make_source(args: argparse.Namespace):
+    if args.command in ("flickr", "flickr-ids"):
+        from .flickr_cli import make_flickr_source
+
+        return make_flickr_source(args)
     if args.command == "folder":
         from .sources import FolderSource
 
@@ -78,13 +100,20 @@ def cmd_curate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = make_source(args)
     out = Path(args.out).absolute()
+    run = curate
+    if args.add:
+        from .incremental import add, prepare_add
+
+        run, ready = add, lambda *a: prepare_add(*a) is None
+    else:
+        ready = prepare
     # Checked before Ray starts: a wrong --out should cost no cluster start-up.
-    if prepare(out, source, config, args.restart):
+    if ready(out, source, config, args.restart):
         manifest = json.loads((out / MANIFEST_NAME).read_bytes())
     else:
         engine = make_engine(args)
         try:
-            manifest = curate(source, out, config, engine, events=LiveEvents(Console(stderr=True)))
+            manifest = run(source, out, config, engine, events=LiveEvents(Console(stderr=True)))
         finally:
             engine.close()
     Console().print(summary_table(manifest))
@@ -94,6 +123,10 @@ def cmd_curate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     report = status(args.dataset)
+    from .flickr_journal import discovery_status
+
+    if flickr := discovery_status(Path(args.dataset).absolute() / "work"):
+        report["flickr"] = flickr
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -113,6 +146,15 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="decompression-bomb guard on the declared size (default 200000000)")
     g.add_argument("--max-aspect", type=float_above(1.0 - 1e-9), help="longer side over shorter side")
     g.add_argument("--max-bytes", type=parse_size, default=64 * 2**20, help="bytes per file (default 64MiB)")
+    g = p.add_argument_group("deduplication")
+    g.add_argument("--dedup-radius", type=int_in(0, 32), default=DEFAULT_RADIUS,
+                   help=f"pHash bits within which images are near duplicates; the largest copy is kept "
+                   f"(default {DEFAULT_RADIUS}, from bench/calibrate_dedup.py)")
+    g.add_argument("--exclude", action="append", default=[], metavar="OTHER_DATASET",
+                   help="drop every near duplicate of a sample of this dataset, e.g. a test set (repeatable)")
+    g.add_argument("--add", action="store_true",
+                   help="add this input to the finished dataset in --out: only what is new, deduplicated "
+                   "against what is there; only shards that change are rewritten")
     g = p.add_argument_group("fetching")
     g.add_argument("--timeout", type=float_above(0), default=30.0, help="total seconds per attempt (default 30)")
     g.add_argument("--connect-timeout", type=float_above(0), default=10.0, help="seconds to connect (default 10)")
@@ -150,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title-col", help="column holding the title (default: 'title' if present)")
     add_run_flags(p)
     p.set_defaults(run=cmd_curate)
+    add_flickr_commands(sub, add_run_flags, cmd_curate)
     p = sub.add_parser("status", help="how far a run got")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -3,7 +3,7 @@
 Both run on the staging indexes (a few hundred bytes a sample), never on pixels. A dedup stage
 is a replaceable part: it takes the table of kept samples, each with its place `(slice, row)`,
 and returns merges (this sample goes, into that one). Near-duplicate search plugs in as
-another stage with the same shape.
+another stage with the same shape (`neardup.NearDedup`, `neardup.ExcludeNear`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ Place = tuple[int, int]  # (slice number, row in the slice's index): input order
 @dataclass(frozen=True)
 class Merge:
     dropped: Place
-    kept: Place
+    kept: Place | None  # None: dropped outright (close to an excluded dataset), merged into nothing
     reason: str  # the reject reason the dropped sample gets
     detail: str
 

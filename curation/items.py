@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,6 +36,7 @@ class Item:
     location: str  # what the source's opener reads: an absolute path or a URL
     provenance: dict[str, str] = field(default_factory=dict)
     error: tuple[str, str] | None = None  # (reason, detail) known before any fetch
+    extra: dict[str, Any] = field(default_factory=dict)  # json-only metadata, e.g. the Flickr size taken
 
     @classmethod
     def for_file(cls, position: int, relative: str, absolute: str, **kw) -> Item:

@@ -71,19 +71,19 @@ def write_parquet(path: Path, table: pa.Table) -> None:
 
 def absorbed(kept: pa.Table, merges: list[Merge]) -> dict[Place, list[dict[str, Any]]]:
     """For each surviving sample, the samples merged into it (following chains of merges)."""
-    into = {m.dropped: m.kept for m in merges}
+    into = {m.dropped: m.kept for m in merges if m.kept is not None}
     row_of = {p: i for i, p in enumerate(places(kept))}
-    records = kept.select(["key", "source_id", "url", "sha256"]).to_pylist()
+    records = kept.select(["key", "source", "source_id", "url", "width", "height"]).to_pylist()
     found: dict[Place, list[dict[str, Any]]] = defaultdict(list)
     for m in merges:
-        if m.reason == "duplicate-url":  # the same item listed twice: nothing new to record
+        # the same item listed twice has nothing new to record; an excluded one went nowhere
+        if m.reason == "duplicate-url" or m.kept is None:
             continue
         keeper = m.kept
         while keeper in into:
             keeper = into[keeper]
         record = records[row_of[m.dropped]]
-        found[keeper].append({"key": record["key"], "source_id": record["source_id"], "url": record["url"],
-                              "reason": m.reason})
+        found[keeper].append({**record, "reason": m.reason})
     return found
 
 
@@ -124,6 +124,7 @@ def write_work_records(out: Path, rejects: pa.Table, kept: pa.Table | None, merg
         row_of = {p: i for i, p in enumerate(places(kept))}
         keys = kept["key"].to_pylist()
         table = pa.table({"key": [keys[row_of[m.dropped]] for m in merges],
-                          "kept_key": [keys[row_of[m.kept]] for m in merges],
+                          "kept_key": pa.array([None if m.kept is None else keys[row_of[m.kept]] for m in merges],
+                                               pa.string()),
                           "reason": [m.reason for m in merges]})
     write_parquet(out / DEDUP_NAME, table)

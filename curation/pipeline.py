@@ -27,6 +27,7 @@ from shards.writer import DEFAULT_SHARD_BYTES, atomic_write
 from .dedup import DedupStage, ExactDedup, Merge, apply_stages, places, repeated_keys
 from .engine import Engine
 from .fetch import Slice, WorkerConfig, clear_parts, read_done, slice_dir
+from .neardup import NearDedup, summary
 from .pack import final_rejects, pack, read_staging, reject_counts, write_work_records
 from .sources import Source
 
@@ -39,7 +40,7 @@ class CurateConfig:
     slice_size: int = 256  # items per fetch task: the unit of parallelism and of resumption
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     name: str | None = None
-    dedup: tuple[DedupStage, ...] = field(default=(ExactDedup(),))
+    dedup: tuple[DedupStage, ...] = field(default=(ExactDedup(), NearDedup()))
 
     def __post_init__(self) -> None:
         # A sample must fit a shard with its two tar headers and its json.
@@ -68,7 +69,8 @@ def identity(source: Source, config: CurateConfig) -> dict[str, Any]:
     """What decides which items exist and which are kept: a rerun must agree on it."""
     return json.loads(json.dumps({"source": source.describe(), "slice_size": config.slice_size,
                                   "filters": asdict(config.worker.filters),
-                                  "max_bytes": config.worker.fetch.max_bytes}))
+                                  "max_bytes": config.worker.fetch.max_bytes,
+                                  "dedup": [stage.describe() for stage in config.dedup]}))
 
 
 def prepare(out: Path, source: Source, config: CurateConfig, restart: bool) -> bool:
@@ -86,7 +88,8 @@ def prepare(out: Path, source: Source, config: CurateConfig, restart: bool) -> b
     if saved is not None and saved["identity"] != wanted:
         changed = sorted(k for k in wanted if wanted[k] != saved["identity"].get(k))
         raise DatasetError(f"{out} was curated with other settings ({', '.join(changed)} differ); "
-                           "rerun with the same ones, or add --restart to start over")
+                           "rerun with the same ones, add --restart to start over, or --add to add "
+                           "this input to the finished dataset")
     if manifest is not None:
         return True
     work.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,8 @@ def curate(source: Source, out: str | Path, config: CurateConfig, engine: Engine
                    "slices": len(numbers)},
         "rejects": reject_counts(rejects),
         "dedup": {"stages": [s.name for s in config.dedup],
-                  **dict(Counter(m.reason for m in merges)), "merged": len(merges)},
+                  **dict(Counter(m.reason for m in merges)), "merged": len(merges),
+                  **(summary(kept, merges) if kept is not None else {})},
     }
     advance = events.phase("pack", curation["counts"]["kept"])
     writer_config = WriterConfig(max_shard_bytes=config.max_shard_bytes, name=config.name)

@@ -109,4 +109,9 @@ def status_table(report: dict[str, Any]) -> Table:
         table.add_row("rejected so far", f"{report['rejected_staged']:,}")
     for reason, n in report["rejects"].items():
         table.add_row(f"  {reason}", f"{n:,}")
+    for journal in report.get("flickr", []):  # Flickr discovery, which runs ahead of the slices
+        progress = (f"{journal['windows_done']:,} windows done, {journal['windows_left']:,} to go"
+                    if journal["lines_done"] is None else f"{journal['lines_done']:,} list lines read")
+        table.add_row("Flickr discovery", f"{'done' if journal['done'] else 'running'}: "
+                      f"{journal['photos']:,} photos, {progress}")
     return table

@@ -51,7 +51,7 @@ def admit(item: Item, data: bytes, filters: FilterConfig) -> SampleMeta:
     return SampleMeta(
         key=item.key, width=info.width, height=info.height, orientation=info.orientation,
         format=info.format, ext=info.ext, mode=info.mode, nbytes=info.nbytes, sha256=info.sha256,
-        phash=info.phash, source=item.source, source_id=item.source_id, **provenance,
+        phash=info.phash, source=item.source, source_id=item.source_id, extra=dict(item.extra), **provenance,
     )
 
 

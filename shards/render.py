@@ -81,16 +81,30 @@ def _curation(curation: dict[str, Any]) -> Table:
     rejects.add_column("items", justify="right")
     for reason, value in (curation.get("rejects") or {"none": 0}).items():
         rejects.add_row(str(reason), f"{value:,}")
-    row = [counts, rejects]
-    if curation.get("dedup"):
-        dedup = Table(title="deduplication", title_justify="left", show_header=False)
-        dedup.add_column(style="bold")
-        dedup.add_column(justify="right")
-        for name, value in curation["dedup"].items():
-            dedup.add_row(str(name), f"{value:,}" if isinstance(value, int) else str(value))
-        row.append(dedup)
-    outer.add_row(*row)
-    return outer
+    outer.add_row(counts, rejects)
+    return Group(outer, _dedup(curation["dedup"])) if curation.get("dedup") else outer
+
+
+# The summary first, in this order; per-reason counts after it.
+DEDUP_SUMMARY = {"clusters": "clusters (kept samples that absorbed copies)", "removed": "duplicates removed",
+                 "pixels_recovered": "pixels recovered (largest copy kept)"}
+
+
+def _dedup(dedup: dict[str, Any]) -> Table:
+    table = Table(title="deduplication", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for name, label in DEDUP_SUMMARY.items():
+        if name in dedup:
+            value = dedup[name]
+            shown = f"{value / 1e6:,.1f} MP" if name == "pixels_recovered" else f"{value:,}"
+            table.add_row(label, shown)
+    for name, value in dedup.items():
+        if name not in DEDUP_SUMMARY:
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else \
+                f"{value:,}" if isinstance(value, int) else str(value)
+            table.add_row(str(name), shown)
+    return table
 
 
 def print_report(renderable: Any) -> None:

@@ -68,8 +68,8 @@ def test_exact_duplicates_merge_into_the_best_provenance(url_run, image_server):
     keeper = ds.get(url_key(image_server.url("img/photo-2.jpg")))
     flaky = image_server.url("flaky/1/photo-2.jpg")
     assert keeper.meta.dup_count == 1
-    assert keeper.meta.extra["duplicates"] == [{"key": url_key(flaky), "source_id": flaky, "url": flaky,
-                                                "reason": "duplicate"}]
+    assert keeper.meta.extra["duplicates"] == [{"key": url_key(flaky), "source": "url", "source_id": flaky,
+                                                "url": flaky, "width": 480, "height": 320, "reason": "duplicate"}]
     dedup = json.loads((out / "dataset.json").read_text())["curation"]["dedup"]
     assert dedup["duplicate"] == 1 and dedup["duplicate-url"] == 1
 
