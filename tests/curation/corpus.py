@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.shards.images import encode, gradient
+from tests.shards.images import blotches, encode
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "photos"
 
@@ -33,7 +33,7 @@ def photo(i: int, width: int = 480, height: int = 320) -> Image.Image:
     there, a distinct generated gradient otherwise."""
     photos = _photo_list()
     if not photos:
-        return gradient(width, height, seed=i)
+        return blotches(width, height, seed=i)
     with Image.open(photos[i % len(photos)]) as im:
         im.draft("RGB", (width * 2, height * 2))
         im = im.convert("RGB")

@@ -116,7 +116,9 @@ def test_near_duplicates_of_an_excluded_dataset_are_removed(tmp_path):
 
 
 def test_adding_to_a_dataset_does_not_duplicate_and_rewrites_only_changed_shards(tmp_path):
-    first = {f"p{i:02d}-half.jpg": copies(i)["half"] for i in range(12)}
+    # 24 images in shards of a few each (generated images compress better than photos, so
+    # the count, not the bound, keeps several shards untouched either way)
+    first = {f"p{i:02d}-half.jpg": copies(i)["half"] for i in range(24)}
     write(tmp_path / "first", first)
     out = tmp_path / "ds"
     # small shards (a few samples each) for the first run, so that most can stay untouched
@@ -129,16 +131,16 @@ def test_adding_to_a_dataset_does_not_duplicate_and_rewrites_only_changed_shards
     old_rows = kept_by_file(out)
 
     # photo 0 again at full size (replaces the existing half), photo 1 smaller (absorbed),
-    # photo 2's very file again under its old name (already there), and a new photo 9
+    # photo 2's very file again under its old name (already there), and a new photo 30
     second = {"p00-orig.jpg": copies(0)["orig"], "p01-eighth.jpg": copies(1)["eighth"],
-              "p02-half.jpg": first["p02-half.jpg"], "p13-orig.jpg": copies(13)["orig"]}
+              "p02-half.jpg": first["p02-half.jpg"], "p30-orig.jpg": copies(30)["orig"]}
     write(tmp_path / "second", second)
     manifest = add(FolderSource(str(tmp_path / "second")), out, cfg, InlineEngine())
     ds = Dataset(str(out))
     rows = kept_by_file(out)
-    assert set(rows) == {f"p{i:02d}-half.jpg" for i in range(1, 12)} | {"p00-orig.jpg", "p13-orig.jpg"}
+    assert set(rows) == {f"p{i:02d}-half.jpg" for i in range(1, 24)} | {"p00-orig.jpg", "p30-orig.jpg"}
     keys = ds.index["key"].to_pylist()
-    assert len(keys) == len(set(keys)) == manifest["num_samples"] == 13
+    assert len(keys) == len(set(keys)) == manifest["num_samples"] == 25
     assert ds.get(rows["p00-orig.jpg"]["key"]).meta.extra["duplicates"][0]["source_id"] == "p00-half.jpg"
     assert ds.get(rows["p01-half.jpg"]["key"]).meta.extra["duplicates"][0]["source_id"] == "p01-eighth.jpg"
     # shards holding neither p00 nor p01 kept their names and bytes
@@ -155,11 +157,11 @@ def test_adding_to_a_dataset_does_not_duplicate_and_rewrites_only_changed_shards
     assert reasons["p02-half.jpg"] == "already-in-dataset" and reasons["p00-half.jpg"] == "near-duplicate"
     assert reasons["p01-eighth.jpg"] == "near-duplicate"
     counts = manifest["curation"]["counts"]
-    assert counts["kept"] == 13 and counts["items"] == 16 and counts["rejected"] == 3
+    assert counts["kept"] == 25 and counts["items"] == 28 and counts["rejected"] == 3
 
     # adding the same input again changes nothing
     again = add(FolderSource(str(tmp_path / "second")), out, cfg, InlineEngine())
-    assert again["shards"] == manifest["shards"] and again["num_samples"] == 13
+    assert again["shards"] == manifest["shards"] and again["num_samples"] == 25
 
 
 def test_cli_add_and_exclude_flags(tmp_path):

@@ -21,6 +21,17 @@ def gradient(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.stack(channels, -1).clip(0, 255).astype(np.uint8))
 
 
+def blotches(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A smooth random RGB image with grain. Unlike `gradient`, the pHashes of different seeds
+    lie far apart (at least 20 of 64 bits over the first 40 seeds), so near-duplicate tests can
+    use them as distinct photos."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8))
+    base = np.asarray(coarse.resize((width, height), Image.Resampling.BICUBIC), np.float32)
+    grain = rng.normal(0, 6, size=(height, width, 3))
+    return Image.fromarray(np.clip(base + grain, 0, 255).astype(np.uint8))
+
+
 def encode(image: Image.Image, fmt: str = "JPEG", orientation: int | None = None, **params) -> bytes:
     buffer = io.BytesIO()
     if orientation is not None:
