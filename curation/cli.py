@@ -14,8 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shards import DatasetError, FormatError
-from shards.cli import int_at_least, parse_size
+from shards.cli import int_at_least, parse_size, run_command
 from shards.manifest import MANIFEST_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES
@@ -201,15 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (DatasetError, FormatError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_command(PROG, build_parser().parse_args(argv),
+                       interrupted="interrupted; rerun the same command to resume")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shards.cli import int_at_least
+from shards.cli import int_at_least, positive_float
 from shards.manifest import MANIFEST_NAME, WORK_DIR
 
 from .licenses import REUSE, parse_licenses
@@ -47,16 +47,6 @@ def parse_date(end_of_day: bool) -> Callable[[str], int]:
     return parse
 
 
-def calls_per_hour(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
-    return value
-
-
 def add_api_flags(p: argparse.ArgumentParser) -> None:
     from .flickr_api import REST_URL
 
@@ -69,7 +59,7 @@ def add_api_flags(p: argparse.ArgumentParser) -> None:
                    help="Flickr REST URL, or a compatible server (default: Flickr's)")
     g.add_argument("--credentials", metavar="FILE",
                    help="file with the API key and secret (default: FLICKR_API_KEY and FLICKR_API_SECRET)")
-    g.add_argument("--calls-per-hour", type=calls_per_hour, default=3600.0,
+    g.add_argument("--calls-per-hour", type=positive_float, default=3600.0,
                    help="API calls per hour, retries included (default 3600, Flickr's limit)")
     g.add_argument("--api-retries", type=int_at_least(0), default=5,
                    help="retries of an API call after HTTP 5xx/429 or 'service unavailable' (default 5)")

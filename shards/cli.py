@@ -50,6 +50,16 @@ def int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A bar on stderr, shown from the first step on: a call that fails before any work
@@ -270,18 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(prog: str, args: argparse.Namespace, user_errors: tuple[type[Exception], ...] = (),
+                interrupted: str = "interrupted") -> int:
+    """Every anyres command ends here: user errors become one line on stderr and exit code 2."""
     try:
         return args.run(args)
-    except (DatasetError, FormatError, ProbeError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except (DatasetError, FormatError, ProbeError, *user_errors) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `anyres-shards ls ... | head`
         return 0
+    except OSError as exc:  # e.g. an output folder that cannot be written
+        where = getattr(exc, "filename", None)
+        print(f"{prog}: error: {exc.strerror or exc}" + (f": {where}" if where else ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: {interrupted}", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(PROG, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

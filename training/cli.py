@@ -10,26 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from shards.cli import int_at_least, progress_bar
+from shards.cli import int_at_least, positive_float, progress_bar, run_command
 from shards.index import IndexFilter
 from shards.location import DatasetError
-from shards.schema import FormatError
 
 from .errors import TrainingError
 from .sampler import StreamConfig
 from .train_cli import add_train_parser
 
 PROG = "anyres-train"
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
 
 
 def add_stream_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,18 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (DatasetError, FormatError, TrainingError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. an output folder that cannot be written
-        print(f"{PROG}: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, build_parser().parse_args(argv), user_errors=(TrainingError,))
 
 
 if __name__ == "__main__":

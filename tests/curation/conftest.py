@@ -167,3 +167,19 @@ def ray_session():
     ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def flickr():
+    """`start(photos, **kw) -> FakeFlickr`: fake Flickr REST servers, stopped after the test."""
+    from .fake_flickr import FakeFlickr
+
+    fakes = []
+
+    def start(photos, **kw):
+        fakes.append(FakeFlickr(photos, **kw))
+        return fakes[-1]
+
+    yield start
+    for fake in fakes:
+        fake.stop()

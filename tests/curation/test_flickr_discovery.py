@@ -22,22 +22,9 @@ from curation.flickr_discovery import MAX_PER_PAGE, RESULT_CAP, SearchDiscovery,
 from curation.flickr_journal import Journal
 from shards import DatasetError
 
-from .fake_flickr import KEY, SECRET, FakeFlickr, FakePhoto, day
+from .fake_flickr import KEY, SECRET, FakePhoto, day
 
 FAST = dict(calls_per_hour=3.6e7, backoff=0.001)
-
-
-@pytest.fixture
-def flickr():
-    fakes = []
-
-    def start(photos, **kw):
-        fakes.append(FakeFlickr(photos, **kw))
-        return fakes[-1]
-
-    yield start
-    for fake in fakes:
-        fake.stop()
 
 
 def clustered(n: int, seed: int = 0) -> list[FakePhoto]:

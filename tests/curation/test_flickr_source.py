@@ -15,20 +15,7 @@ from curation.flickr_source import FlickrIdsSource, make_item
 from curation.licenses import LICENSES, REUSE, compare_with_api, parse_licenses
 from shards import DatasetError
 
-from .fake_flickr import KEY, SECRET, FakeFlickr, FakePhoto, day
-
-
-@pytest.fixture
-def flickr():
-    fakes = []
-
-    def start(photos, **kw):
-        fakes.append(FakeFlickr(photos, **kw))
-        return fakes[-1]
-
-    yield start
-    for fake in fakes:
-        fake.stop()
+from .fake_flickr import KEY, SECRET, FakePhoto, day
 
 
 def client_for(fake):
