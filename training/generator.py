@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .filters import FilteredLeakyReLU
+from .geometry import patch_transform
 from .layers import FullyConnected, ScaleEmbedding, normalize_2nd_moment
 
 
@@ -169,12 +170,6 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor, size: int | None = None,
                 psi: float = 1.0, update_avg: bool = False) -> torch.Tensor:
         return self.synthesis(self.mapping(z, psi, update_avg), transform, scale, size)
-
-
-def patch_transform(scale: float, cu: float, cv: float, size: int) -> np.ndarray:
-    """T of DESIGN.md 3 for a p = size patch at scale S centred at (cu, cv)."""
-    e = size / scale
-    return np.array([[e, 0.0, cu], [0.0, e, cv], [0.0, 0.0, 1.0]], dtype=np.float32)
 
 
 def render_full(g: Generator, ws: torch.Tensor, scale: int, tile: int | None = None) -> torch.Tensor:

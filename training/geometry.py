@@ -30,6 +30,13 @@ class Canvas:
     n: int
 
 
+def patch_transform(scale: float, cu: float, cv: float, size: int) -> np.ndarray:
+    """T of DESIGN.md 3 for a size x size patch rendering the canvas at scale S, centred at
+    (cu, cv): canvas = T @ patch. The loader, the networks and the metrics all use this one."""
+    e = size / scale
+    return np.array([[e, 0.0, cu], [0.0, e, cv], [0.0, 0.0, 1.0]])
+
+
 @dataclass(frozen=True)
 class PatchDraw:
     """One patch: where it lies on which canvas, and at which resolution it renders it."""
@@ -46,8 +53,7 @@ class PatchDraw:
         return self.size / self.scale
 
     def transform(self) -> np.ndarray:
-        e = self.extent
-        return np.array([[e, 0.0, self.cu], [0.0, e, self.cv], [0.0, 0.0, 1.0]])
+        return patch_transform(self.scale, self.cu, self.cv, self.size)
 
     def window(self) -> tuple[float, float, float]:
         """(x0, y0, w): the window's top-left corner and width, in native display pixels."""
