@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shards.cli import int_at_least, parse_size, run_command
+from shards.cli import float_above, int_at_least, parse_size, run_command
 from shards.manifest import MANIFEST_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES
@@ -27,19 +27,6 @@ from .pipeline import CurateConfig, curate, prepare, status
 from .validate import FilterConfig
 
 PROG = "anyres-curate"
-
-
-def float_above(low: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > low:
-            raise argparse.ArgumentTypeError(f"must be more than {low}, got {value}")
-        return value
-
-    return parse
 
 
 def int_in(low: int, high: int) -> Callable[[str], int]:
