@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shards.cli import float_above, int_at_least, parse_size, run_command
+from shards.console import float_above, int_at_least, parse_size, run_command
 from shards.manifest import MANIFEST_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards import DatasetWriter, WriterConfig
+from shards.atomic import atomic_write
 from shards.probe import ProbeError
-from shards.writer import atomic_write
 
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record

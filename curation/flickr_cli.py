@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shards.cli import int_at_least, positive_float
+from shards.console import int_at_least, positive_float
 from shards.manifest import MANIFEST_NAME, WORK_DIR
 
 from .licenses import REUSE, parse_licenses

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shards import DatasetError
-from shards.writer import atomic_write
+from shards.atomic import atomic_write
 
 LOG_NAME = "photos.jsonl"
 CURSOR_NAME = "cursor.json"

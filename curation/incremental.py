@@ -29,13 +29,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards import Dataset, DatasetError, DatasetWriter, WriterConfig
+from shards.atomic import atomic_write
 from shards.index import index_bytes
 from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR, manifest_bytes, shard_name
 from shards.pack import REJECTS_NAME
 from shards.reader import group_samples, iter_members
 from shards.schema import INDEX_SCHEMA
 from shards.stats import summarize
-from shards.writer import atomic_write
 
 from .dedup import Merge, apply_stages, places, repeated_keys
 from .engine import Engine

@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shards import Dataset, DatasetWriter, WriterConfig
+from shards.atomic import atomic_write
 from shards.pack import REJECTS_NAME
-from shards.writer import atomic_write
 
 from .dedup import Merge, Place, places
 from .fetch import SLICE_REJECTS, slice_dir

@@ -21,8 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from shards import DatasetError, WriterConfig
+from shards.atomic import atomic_write
 from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
-from shards.writer import DEFAULT_SHARD_BYTES, atomic_write
+from shards.writer import DEFAULT_SHARD_BYTES
 
 from .dedup import DedupStage, ExactDedup, Merge, apply_stages, places, repeated_keys
 from .engine import Engine

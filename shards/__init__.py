@@ -3,8 +3,8 @@
 See DESIGN.md section 2. This package imports neither torch nor ray.
 """
 
+from .errors import DatasetError
 from .index import IndexFilter
-from .location import DatasetError
 from .reader import Dataset, Sample, iter_shard_urls
 from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta, check_key
 from .writer import DatasetWriter, WriterConfig
@@ -12,6 +12,7 @@ from .writer import DatasetWriter, WriterConfig
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "ConfigError",
     "Dataset",
     "DatasetError",
     "DatasetWriter",
@@ -19,6 +20,7 @@ __all__ = [
     "IndexFilter",
     "Sample",
     "SampleMeta",
+    "UserError",
     "WriterConfig",
     "check_key",
     "iter_shard_urls",

@@ -7,83 +7,20 @@ on stderr and exit code 2; `verify` findings exit 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import re
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+from .console import int_at_least, parse_size, progress_bar, run_command
+from .errors import DatasetError
 from .index import IndexFilter
-from .location import DatasetError
-from .probe import DEFAULT_MAX_PIXELS, ProbeError
+from .probe import DEFAULT_MAX_PIXELS
 from .reader import Dataset
-from .schema import FormatError, check_key
+from .schema import check_key
 from .stats import summarize
 from .writer import DEFAULT_SHARD_BYTES, WriterConfig
 
 PROG = "anyres-shards"
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
-def parse_size(text: str) -> int:
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1GB, 500MB, 64MiB, 1000000)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
-
-
-def int_at_least(low: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    return parse
-
-
-def float_above(low: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > low:
-            raise argparse.ArgumentTypeError(f"must be more than {low}, got {value}")
-        return value
-
-    return parse
-
-
-positive_float = float_above(0)
-
-
-@contextlib.contextmanager
-def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A bar on stderr, shown from the first step on: a call that fails before any work
-    leaves its one error line alone."""
-    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    progress = Progress(*columns, console=Console(stderr=True), transient=True)
-    task = progress.add_task(label, total=total)
-
-    def advance(n: int) -> None:
-        if not progress.live.is_started:
-            progress.start()
-        progress.advance(task, n)
-
-    try:
-        yield advance
-    finally:
-        if progress.live.is_started:
-            progress.stop()
 
 
 def add_filter_flags(parser: argparse.ArgumentParser) -> None:
@@ -284,25 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset name (default: the folder name)")
     p.set_defaults(run=cmd_pack)
     return parser
-
-
-def run_command(prog: str, args: argparse.Namespace, user_errors: tuple[type[Exception], ...] = (),
-                interrupted: str = "interrupted") -> int:
-    """Every anyres command ends here: user errors become one line on stderr and exit code 2."""
-    try:
-        return args.run(args)
-    except (DatasetError, FormatError, ProbeError, *user_errors) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `anyres-shards ls ... | head`
-        return 0
-    except OSError as exc:  # e.g. an output folder that cannot be written
-        where = getattr(exc, "filename", None)
-        print(f"{prog}: error: {exc.strerror or exc}" + (f": {where}" if where else ""), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: {interrupted}", file=sys.stderr)
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .location import DatasetError
+from .atomic import atomic_write
+from .errors import DatasetError
 from .reader import Sample
 from .schema import check_ext, check_key
-from .writer import atomic_write
 
 
 def output_path(sample: Sample, output: Path) -> Path:

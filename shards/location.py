@@ -12,6 +12,8 @@ from pathlib import Path
 import fsspec
 from fsspec.core import url_to_fs
 
+from .errors import DatasetError
+
 try:  # fsspec's HTTP filesystem raises aiohttp's errors (416, 5xx) as they are, not OSError
     from aiohttp import ClientError as _HttpError
 except ImportError:  # pragma: no cover - aiohttp is a dependency, but fsspec works without it
@@ -19,10 +21,6 @@ except ImportError:  # pragma: no cover - aiohttp is a dependency, but fsspec wo
         pass
 
 IO_ERRORS = (OSError, _HttpError)
-
-
-class DatasetError(Exception):
-    """A user-facing problem with a dataset or a path: reported as one line, exit code 2."""
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .location import DatasetError
+from .atomic import atomic_write
+from .errors import DatasetError
 from .manifest import WORK_DIR
 from .probe import DEFAULT_MAX_PIXELS, ProbeError, probe_image
 from .schema import SampleMeta
-from .writer import DEFAULT_SHARD_BYTES, DatasetWriter, WriterConfig, atomic_write
+from .writer import DEFAULT_SHARD_BYTES, DatasetWriter, WriterConfig
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
 REJECTS_NAME = f"{WORK_DIR}/rejects.parquet"

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .atomic import atomic_write
 from .reader import Dataset, Sample
-from .writer import atomic_write
 
 # The patch scales a multi-size dataset is trained at: the question a reader of these plots asks
 # is how many images are large enough for each.

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import imagehash
 from PIL import Image, ImageOps
 
+from .errors import UserError
+
 DEFAULT_MAX_PIXELS = 200_000_000
 ORIENTATION_TAG = 0x0112
 # Orientations 5..8 rotate by 90 degrees: the displayed size swaps width and height.
@@ -23,7 +25,7 @@ EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": 
 HASH_DECODE_SIDE = 256  # smallest side decoded for hashing; phash itself works at 32x32
 
 
-class ProbeError(ValueError):
+class ProbeError(UserError, ValueError):
     """An image that cannot be admitted; `reason` is a short machine-readable tag."""
 
     def __init__(self, reason: str, detail: str):

@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from .errors import UserError
+
 FORMAT_NAME = "anyres-shards"
 FORMAT_VERSION = 1
 
@@ -24,7 +26,7 @@ EXT_PATTERN = re.compile(r"[a-z0-9]{1,8}")
 SOURCES = ("flickr", "url", "folder")
 
 
-class FormatError(ValueError):
+class FormatError(UserError, ValueError):
     """Data that breaks the dataset format (a bad key, a missing field, a wrong type)."""
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import DatasetError
 from .index import IndexFilter
-from .location import DatasetError
 from .reader import Dataset
 from .writer import DatasetWriter, WriterConfig
 

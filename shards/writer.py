@@ -8,29 +8,19 @@ is a dataset only once its manifest exists.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import TMP_SUFFIX, atomic_write, finish, open_exclusive, tmp_path
+from .errors import DatasetError
 from .index import index_bytes, index_table
-from .location import DatasetError
 from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, manifest_bytes, shard_name
 from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
 from .stats import summarize
 from .tario import END_OF_ARCHIVE, encode_member, member_cost
 
 DEFAULT_SHARD_BYTES = 1_000_000_000
-TMP_SUFFIX = ".tmp"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def sample_cost(meta: SampleMeta, json_bytes: bytes) -> int:
@@ -44,8 +34,8 @@ class ShardWriter:
     def __init__(self, path: Path, max_bytes: int):
         self.path = path
         self.max_bytes = max_bytes
-        self.tmp_path = path.with_name(path.name + TMP_SUFFIX)
-        self._file = open(self.tmp_path, "wb")
+        self.tmp_path = tmp_path(path)
+        self._file = open_exclusive(self.tmp_path)
         self.nbytes = 0
         self.num_samples = 0
 
@@ -66,10 +56,7 @@ class ShardWriter:
     def close(self) -> None:
         self._file.write(END_OF_ARCHIVE)
         self.nbytes += len(END_OF_ARCHIVE)
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self.tmp_path, self.path)
+        finish(self._file, self.tmp_path, self.path)
 
     def abort(self) -> None:
         self._file.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shards.writer import atomic_write
+from shards.atomic import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -10,11 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from shards.cli import int_at_least, positive_float, progress_bar, run_command
+from shards.console import int_at_least, positive_float, progress_bar, run_command
+from shards.errors import DatasetError
 from shards.index import IndexFilter
-from shards.location import DatasetError
 
-from .errors import TrainingError
 from .sampler import StreamConfig
 from .train_cli import add_train_parser
 
@@ -90,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(PROG, build_parser().parse_args(argv), user_errors=(TrainingError,))
+    return run_command(PROG, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""The one exception a training run raises for a bad call (missing or unusable dataset, teacher,
-checkpoint): the CLI prints it on one line and exits 2, DESIGN.md 5. Kept free of torch so that
-the CLI can catch it without importing the networks."""
+"""The exception a training run raises for a bad call (missing or unusable dataset, teacher,
+checkpoint): a `UserError`, so the CLI prints it on one line and exits 2, DESIGN.md 5. Kept
+free of torch so that the CLI can catch it without importing the networks."""
+
+from shards.errors import UserError
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     pass

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from shards.writer import atomic_write
+from shards.atomic import atomic_write
 
 from . import checkpoint, report
 from .errors import TrainingError

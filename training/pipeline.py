@@ -33,8 +33,8 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from shards.errors import DatasetError
 from shards.index import IndexFilter
-from shards.location import DatasetError
 from shards.reader import Dataset
 from shards.schema import FormatError, SampleMeta
 

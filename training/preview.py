@@ -21,7 +21,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from shards.writer import atomic_write
+from shards.atomic import atomic_write
 
 from .geometry import scale_cdf, scale_range
 from .pipeline import LoaderConfig, PatchLoader

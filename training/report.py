@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from shards.writer import atomic_write
+from shards.atomic import atomic_write
 
 from .generator import Generator, patch_transform
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from shards.cli import int_at_least
+from shards.console import int_at_least
 
 from .errors import TrainingError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shards.location import DatasetError
+from shards.errors import DatasetError
 from shards.reader import Dataset
 
 from . import checkpoint

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from shards.cli import main, parse_size
+from shards.cli import main
+from shards.console import parse_size
 from shards.pack import file_key
 
 from .images import encode, gradient
