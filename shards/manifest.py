@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .location import DatasetError, Location
+from .errors import DatasetError
+from .location import Location
 from .schema import FORMAT_NAME, FORMAT_VERSION
+from .stats import summarize
 
 MANIFEST_NAME = "dataset.json"
 INDEX_NAME = "index.parquet"
@@ -59,3 +61,16 @@ def check_manifest(doc: Any, where: str) -> dict[str, Any]:
 
 def manifest_bytes(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
+
+
+def content_fields(shards: list[dict[str, Any]], index, **settings: Any) -> dict[str, Any]:
+    """The manifest fields that follow from a dataset's shards and its index table: the one
+    place they are computed, for a new dataset and for a change to an existing one."""
+    return {
+        "num_samples": index.num_rows,
+        "num_shards": len(shards),
+        "total_bytes": sum(s["nbytes"] for s in shards),
+        **settings,  # e.g. max_shard_bytes, kept at its place in the manifest
+        "shards": shards,
+        "stats": summarize(index),
+    }

@@ -15,9 +15,8 @@ from typing import Any
 from .atomic import TMP_SUFFIX, atomic_write, finish, open_exclusive, tmp_path
 from .errors import DatasetError
 from .index import index_bytes, index_table
-from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, manifest_bytes, shard_name
+from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, content_fields, manifest_bytes, shard_name
 from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
-from .stats import summarize
 from .tario import END_OF_ARCHIVE, encode_member, member_cost
 
 DEFAULT_SHARD_BYTES = 1_000_000_000
@@ -152,12 +151,7 @@ class DatasetWriter:
             "version": FORMAT_VERSION,
             "name": self.config.name or self.root.name,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "num_samples": len(self._rows),
-            "num_shards": len(self._shards),
-            "total_bytes": sum(s["nbytes"] for s in self._shards),
-            "max_shard_bytes": self.config.max_shard_bytes,
-            "shards": self._shards,
-            "stats": summarize(table),
+            **content_fields(self._shards, table, max_shard_bytes=self.config.max_shard_bytes),
             "curation": curation or {},
             **fields,
         }
