@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from shards import Dataset
-from training.decode import decode, oriented, psnr, render_reference
-from training.pipeline import LoaderConfig, PatchLoader
-from training.sampler import StreamConfig, draw_patches, render_sample
+from training.loader.decode import decode, oriented, psnr, render_reference
+from training.loader.pipeline import LoaderConfig, PatchLoader
+from training.loader.sampler import StreamConfig, draw_patches, render_sample
 
 
 def loader_rate(data: str, stream: StreamConfig, patches: int, repeats: int, buffer: int, workers: int = 0) -> float:
@@ -39,7 +39,7 @@ def loader_rate(data: str, stream: StreamConfig, patches: int, repeats: int, buf
                               num_workers=workers)
         loader = PatchLoader(config, rank=0, world_size=1)
         start = time.perf_counter()
-        n = sum(len(batch["key"]) for batch in loader)
+        n = sum(len(batch) for batch in loader)
         rates.append(n / (time.perf_counter() - start))
     return statistics.median(rates)
 

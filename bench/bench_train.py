@@ -15,6 +15,7 @@ autocast; on CPU in float32.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import statistics
 import time
@@ -22,9 +23,9 @@ import time
 import numpy as np
 import torch
 
-from training.generator import patch_transform
-from training.presets import build_config
-from training.trainer import Trainer
+from training.geometry import patch_transform
+from training.run.config import PRESETS
+from training.run.trainer import Trainer
 
 
 def synthetic_batch(cfg, stage: str, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
@@ -40,11 +41,13 @@ def synthetic_batch(cfg, stage: str, rng: np.random.Generator) -> tuple[torch.Te
 
 
 def measure(preset: str, stage: str, batch: int | None, steps: int, warmup: int, device: torch.device) -> dict:
-    cfg = build_config(preset, "synthetic", "unused", batch=batch, stage=stage)
-    cfg = dataclasses.replace(cfg, teacher=None)
+    cfg = PRESETS[preset]
+    if batch is not None:
+        cfg = dataclasses.replace(cfg, loader=dataclasses.replace(cfg.loader, batch_size=batch))
+    cfg = dataclasses.replace(cfg, stage=stage)
     trainer = Trainer(cfg, device)
     if stage == "patch":
-        trainer.set_teacher(trainer.G_ema.state_dict())
+        trainer.set_teacher(copy.deepcopy(trainer.G_ema))
     rng = np.random.default_rng(0)
     times = []
     for i in range(warmup + steps):

@@ -1,2 +1,9 @@
 """Training: the streaming patch loader, the any-resolution GAN, generation and metrics.
-Reads datasets through `shards`; never imports ray or flickrapi."""
+Reads datasets through `shards`; never imports ray or flickrapi.
+
+    geometry.py   the patch transform T and its arithmetic (DESIGN.md 3), shared by all below
+    loader/       stored bytes -> patches -> typed batches, over ranks and workers; preview
+    networks/     layers, filters, generator, discriminator, losses; render (T -> pixels)
+    run/          config tree and presets, checks, process groups, trainer, loop, checkpoints
+    cli.py        `anyres-train` (preview); train_cli.py registers `train`
+"""

@@ -10,12 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from shards.console import int_at_least, positive_float, progress_bar, run_command
+from shards.console import int_between, progress_bar, run_command
 from shards.errors import DatasetError
 from shards.index import IndexFilter
 
-from .sampler import StreamConfig
-from .train_cli import add_train_parser
+from .loader.sampler import StreamConfig
+from .train_cli import SCALE, SEED, add_train_parser
 
 PROG = "anyres-train"
 
@@ -24,33 +24,32 @@ def add_stream_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("patches (DESIGN.md section 3)")
     group.add_argument("--stream", choices=("patch", "global"), default="patch",
                        help="patch: random windows at random scales; global: whole canvases at --size")
-    group.add_argument("--size", type=int_at_least(8), default=256, help="patch size p, or base resolution R (default 256)")
-    group.add_argument("--s-min", type=positive_float, help="smallest scale S (default: --size)")
-    group.add_argument("--s-max", type=positive_float, help="cap on S (default: each canvas's native side)")
+    group.add_argument("--size", type=int_between(8, 4096), default=256,
+                       help="patch size p, or base resolution R (default 256)")
+    group.add_argument("--s-min", type=SCALE, help="smallest scale S (default: --size)")
+    group.add_argument("--s-max", type=SCALE, help="cap on S (default: each canvas's native side)")
     group.add_argument("--distribution", choices=("uniform", "log-uniform"), default="uniform",
                        help="how S is drawn in [S_min, S_max] (default uniform, the paper's)")
     group.add_argument("--upsample", action="store_true",
                        help="render canvases smaller than S_min at S_min instead of skipping them")
-    group.add_argument("--patches-per-image", type=int_at_least(1),
+    group.add_argument("--patches-per-image", type=int_between(1, 1024),
                        help="patches drawn per decoded image (default 4 for patch, 1 for global)")
-    group.add_argument("--min-side", type=int_at_least(1),
+    group.add_argument("--min-side", type=int_between(1, 2**20),
                        help="only images whose shorter side is at least this (from the index, no tar opened)")
     group.add_argument("--weight", choices=("none", "area"), default="none",
                        help="area: draw patches from each image in proportion to its pixel count")
 
 
 def stream_from_args(args: argparse.Namespace) -> StreamConfig:
-    try:
-        return StreamConfig(stream=args.stream, size=args.size, s_min=args.s_min, s_max=args.s_max,
-                            distribution=args.distribution, upsample=args.upsample,
-                            patches_per_image=args.patches_per_image)
-    except ValueError as exc:
-        raise DatasetError(str(exc)) from None
+    # A setting out of its domain (an S range below p) is a ConfigError: one line, exit 2.
+    return StreamConfig(stream=args.stream, size=args.size, s_min=args.s_min, s_max=args.s_max,
+                        distribution=args.distribution, upsample=args.upsample,
+                        patches_per_image=args.patches_per_image)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from .pipeline import LoaderConfig
-    from .preview import collect, write_preview
+    from .loader.pipeline import LoaderConfig
+    from .loader.preview import collect, write_preview
 
     select = IndexFilter(min_side=args.min_side) if args.min_side else None
     config = LoaderConfig(data=args.data, stream=stream_from_args(args), batch_size=1, epoch_patches=args.n,
@@ -79,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("preview", help="what training will see: contact sheet, scale/position plots, patches.npz")
     p.add_argument("--data", required=True, metavar="DATASET")
     add_stream_flags(p)
-    p.add_argument("--n", type=int_at_least(1), default=64, help="number of patches (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--shuffle-buffer", type=int_at_least(0), default=64, help="shuffle buffer in patches (default 64)")
+    p.add_argument("--n", type=int_between(1, 4096), default=64, help="number of patches (default 64, at most 4096)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    p.add_argument("--shuffle-buffer", type=int_between(0, 100_000), default=64,
+                   help="shuffle buffer in patches (default 64)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.set_defaults(run=cmd_preview)
     add_train_parser(sub)

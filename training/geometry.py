@@ -67,7 +67,8 @@ class PatchDraw:
 
 
 def pixel_centres(p: int) -> np.ndarray:
-    """Patch coordinates of the centres of a patch's p pixels along one axis."""
+    """Patch coordinates of the centres of a patch's p pixels along one axis (networks/render.py's
+    pixel_grid is the same grid in torch, for the networks)."""
     return (np.arange(p) + 0.5) / p - 0.5
 
 

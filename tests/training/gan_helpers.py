@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.discriminator import DiscriminatorConfig
-from training.generator import GeneratorConfig
-from training.presets import TrainConfig
+from training.networks.discriminator import DiscriminatorConfig
+from training.networks.generator import GeneratorConfig
+from training.run.config import TrainConfig, loader_settings, without_scale_cond
 
 from ..shards.images import encode, gradient
 from .helpers import write_dataset
@@ -29,14 +29,15 @@ def gan_dataset(root: Path, n: int = 24, size: tuple[int, int] = (64, 48)) -> Pa
     return root
 
 
-def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    base = dict(data=str(data), out=str(out), preset="test", g=TINY_G, d=TINY_D, patch_size=16, batch=8,
-                lr_g=0.002, lr_d=0.002, gamma=0.05, r1_interval=4, ema_kimg=0.1, tick_kimg=0.04, snap_ticks=2,
-                kimg=0.16, shuffle_buffer=32)
-    scale_cond = overrides.pop("scale_cond", True)
-    cfg = TrainConfig(**{**base, **overrides})
-    return dataclasses.replace(cfg, g=dataclasses.replace(cfg.g, scale_cond=scale_cond),
-                               d=dataclasses.replace(cfg.d, scale_cond=scale_cond))
+TINY = TrainConfig(out="", loader=loader_settings("", patch_size=16, s_min=16, batch=8, shuffle_buffer=32),
+                   preset="test", g=TINY_G, d=TINY_D, lr_g=0.002, lr_d=0.002, gamma=0.05, r1_interval=4,
+                   ema_kimg=0.1, tick_kimg=0.04, snap_ticks=2, kimg=0.16)
+
+
+def tiny_config(data: Path, out: Path, scale_cond: bool = True, **overrides) -> TrainConfig:
+    cfg = dataclasses.replace(TINY, out=str(out), loader=dataclasses.replace(TINY.loader, data=str(data)),
+                              **overrides)
+    return cfg if scale_cond else without_scale_cond(cfg)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image
 
 from shards import DatasetWriter, SampleMeta, WriterConfig
 from shards.probe import probe_image
-from training.decode import ORIENT_OPS
+from training.loader.decode import ORIENT_OPS
 
 from ..shards.images import encode, gradient
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from shards.probe import TRANSPOSED_ORIENTATIONS
-from training.decode import (
+from training.geometry import draw_patch, patch_to_native, pixel_centres
+from training.loader.decode import (
     ORIENT_OPS,
     Decoded,
     decode,
@@ -19,8 +20,7 @@ from training.decode import (
     render_reference,
     stored_to_display,
 )
-from training.geometry import draw_patch, patch_to_native, pixel_centres
-from training.sampler import StreamConfig, render_sample
+from training.loader.sampler import StreamConfig, render_sample
 
 from ..shards.images import encode
 from .helpers import coordinate_image, meta_for, stored_for, textured

@@ -10,13 +10,13 @@ from .helpers import small_dataset
 WORKER = textwrap.dedent("""
     import json, sys
     import torch.distributed as dist
-    from training.pipeline import LoaderConfig, PatchLoader
-    from training.sampler import StreamConfig
+    from training.loader.pipeline import LoaderConfig, PatchLoader
+    from training.loader.sampler import StreamConfig
 
     dist.init_process_group("gloo")
     config = LoaderConfig(sys.argv[1], StreamConfig(size=16, patches_per_image=1), batch_size=2, num_workers=2, shuffle_buffer=8)
     loader = PatchLoader(config)  # rank and world size from torch.distributed
-    keys = [key for batch in loader for key in batch["key"]]
+    keys = [key for batch in loader for key in batch.key]
     with open(f"{sys.argv[2]}/rank{dist.get_rank()}.json", "w") as f:
         json.dump({"rank": dist.get_rank(), "world": dist.get_world_size(), "keys": keys, "len": len(loader)}, f)
     dist.destroy_process_group()

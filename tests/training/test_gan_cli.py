@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from training.cli import main
-from training.presets import PRESETS, build_config
+from training.run.config import PRESETS
 from training.train_cli import PRESET_NAMES
 
 from ..shards.images import encode, gradient
@@ -32,7 +32,7 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 def test_preset_names_are_the_presets():
     assert set(PRESET_NAMES) == set(PRESETS)
-    paper = build_config("sg3t-256", "d", "o")
+    paper = PRESETS["sg3t-256"]
     assert (paper.batch, paper.gamma, paper.lr_g, paper.lr_d, paper.ema_kimg, paper.g.mapping_layers) == \
         (32, 2.0, 0.0025, 0.002, 10.0, 2)
 
@@ -57,7 +57,7 @@ def test_patch_stage_needs_a_teacher_of_the_same_architecture(capsys, tmp_path):
                                   "--teacher", str(tmp_path / "missing.pt")])
     assert "does not exist" in err
     # A real checkpoint of another architecture (the tests' R = 16 network against the tiny preset).
-    from training.loop import train
+    from training.run.loop import train
 
     train(tiny_config(data, tmp_path / "small", kimg=0.008, tick_kimg=0.008))
     err = one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--stage", "patch",
@@ -87,3 +87,20 @@ def test_tiny_preset_trains_through_the_cli(tmp_path):
     assert config["preset"] == "tiny" and config["g"]["resolution"] == 32 and config["g"]["scale_cond"] is False
     assert len((tmp_path / "run" / "stats.jsonl").read_text().splitlines()) == 2
     assert list((tmp_path / "run").glob("samples-*.png"))
+
+
+def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch):
+    """What the checks before a run open is handed on to the run, not opened again."""
+    import shards.reader
+    from training.run import checkpoint
+    from training.run.loop import train
+
+    data = gan_dataset(tmp_path / "ds", n=4)
+    train(tiny_config(data, tmp_path / "stage1", kimg=0.008, tick_kimg=0.008))
+    reads: list[str] = []
+    read_index, load = shards.reader.read_index, checkpoint.load
+    monkeypatch.setattr(shards.reader, "read_index", lambda loc: reads.append("index") or read_index(loc))
+    monkeypatch.setattr(checkpoint, "load", lambda path: reads.append(Path(path).name) or load(path))
+    train(tiny_config(data, tmp_path / "stage2", stage="patch", teacher=str(tmp_path / "stage1" / "checkpoint.pt"),
+                      kimg=0.008, tick_kimg=0.008, patch_prob=1.0))
+    assert sorted(reads) == ["checkpoint.pt", "index"]

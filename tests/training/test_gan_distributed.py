@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.generator import Generator
+from training.networks.generator import Generator
 
 from .gan_helpers import SUBPROCESS_ENV, TINY_G, gan_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
 STEPS = textwrap.dedent("""
-    import os, sys
+    import copy, os, sys
     sys.path.insert(0, sys.argv[2])
     import numpy as np, torch, torch.distributed as dist
     from tests.training.gan_helpers import tiny_config
-    from training.generator import patch_transform
-    from training.trainer import Trainer
+    from training.geometry import patch_transform
+    from training.run.trainer import Trainer
 
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world > 1:
@@ -32,7 +32,7 @@ STEPS = textwrap.dedent("""
     rank = dist.get_rank() if world > 1 else 0
     cfg = tiny_config("unused", "unused")  # global batch 8, R1 every 4 steps
     trainer = Trainer(cfg, torch.device("cpu"), world)
-    trainer.set_teacher(trainer.G_ema.state_dict())
+    trainer.set_teacher(copy.deepcopy(trainer.G_ema))
     g = torch.Generator().manual_seed(5)
     per = cfg.batch // world
     mine = slice(rank * per, (rank + 1) * per)
@@ -55,7 +55,7 @@ RUN = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     import torch.distributed as dist
     from tests.training.gan_helpers import tiny_config
-    from training.loop import train
+    from training.run.loop import train
     record = train(tiny_config(sys.argv[1], sys.argv[2], kimg=0.08))  # snapshots check the ranks agree
     print("RECORD", json.dumps(record))
 """)

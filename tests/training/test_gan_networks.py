@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from training.discriminator import Discriminator
-from training.filters import FilteredLeakyReLU, downsample2, kaiser_lowpass, per_sample_blur, upsample2
-from training.generator import Generator, patch_transform, render_full
-from training.geometry import Canvas, PatchDraw
-from training.layers import ScaleEmbedding, normalize_2nd_moment
+from training.geometry import Canvas, PatchDraw, patch_transform
+from training.networks.discriminator import Discriminator
+from training.networks.filters import (
+    FilteredLeakyReLU,
+    downsample2,
+    kaiser_lowpass,
+    per_sample_blur,
+    upsample2,
+)
+from training.networks.generator import Generator
+from training.networks.layers import ScaleEmbedding, normalize_2nd_moment
+from training.networks.render import render_full
 
 from .gan_helpers import TINY_D, TINY_G
 
@@ -129,7 +136,7 @@ def test_filtered_nonlinearity_matches_its_convolution_form_and_shifts_by_whole_
 
 
 def test_dense_and_convolution_paths_of_the_nonlinearity_agree(monkeypatch):
-    import training.filters as filters
+    import training.networks.filters as filters
 
     f = FilteredLeakyReLU(3)
     x = torch.randn(1, 3, 40, 30)
@@ -164,7 +171,7 @@ class _SquaredDistance(torch.nn.Module):
 def test_lpips_term_comes_only_from_a_local_file(tmp_path):
     """--lpips loads a TorchScript network from disk (never a download) and adds its masked
     distance to the teacher L1; only the window is compared."""
-    from training.losses import LocalLPIPS, teacher_loss
+    from training.networks.losses import LocalLPIPS, teacher_loss
 
     path = tmp_path / "lpips.pt2"
     batch = torch.export.Dim("batch", min=1, max=4096)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import checkpoint
-from training.loop import train
+from training.run import checkpoint
+from training.run.loop import train
 
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
 
@@ -107,7 +107,7 @@ KILLABLE = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[4])
     from tests.training.gan_helpers import tiny_config
-    from training.loop import train
+    from training.run.loop import train
     train(tiny_config(sys.argv[1], sys.argv[2], stage="patch", teacher=sys.argv[3], kimg=0.48))
 """)
 

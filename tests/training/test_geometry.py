@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.decode import ORIENT_OPS, display_to_stored, max_reduction, stored_to_display
 from training.geometry import Canvas, PatchDraw, draw_patch, patch_to_native, pixel_centres, whole_canvas
+from training.loader.decode import ORIENT_OPS, display_to_stored, max_reduction, stored_to_display
 
 
 def test_transform_and_window_agree_with_the_design_formulas():

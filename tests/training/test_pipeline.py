@@ -9,8 +9,8 @@ import torch
 
 from shards import Dataset, IndexFilter
 from shards.tario import BLOCK, padded
-from training.pipeline import LoaderConfig, PatchLoader, PatchStream, make_parts, reader_parts
-from training.sampler import StreamConfig
+from training.loader.pipeline import LoaderConfig, PatchLoader, PatchStream, make_parts, reader_parts
+from training.loader.sampler import StreamConfig
 
 from ..shards.images import encode, gradient
 from .helpers import small_dataset, write_dataset
@@ -19,7 +19,7 @@ STREAM = StreamConfig(size=16, patches_per_image=1)  # one patch per sample: cov
 
 
 def keys_of(batches):
-    return [k for b in batches for k in b["key"]]
+    return [k for b in batches for k in b.key]
 
 
 def test_two_ranks_two_workers_see_every_sample_once_with_equal_epochs(tmp_path):
@@ -31,7 +31,7 @@ def test_two_ranks_two_workers_see_every_sample_once_with_equal_epochs(tmp_path)
         batches = list(loader)
         lengths.append(len(batches))
         assert len(loader) == len(batches) == 4  # 16 patches / (2 ranks x batch 2)
-        assert all(len(b["key"]) == 2 for b in batches)
+        assert all(len(b.key) == 2 for b in batches)
         seen += keys_of(batches)
     assert sorted(seen) == sorted(m.key for m in metas)
 
@@ -47,7 +47,7 @@ def test_epoch_length_holds_on_every_rank_whatever_the_shards(tmp_path):
             stream = PatchStream(config, rank=rank, world_size=3)
             stream.epoch = epoch
             batches = _iterate_as_workers(stream, workers=2)
-            assert len(batches) == 50 // (3 * 3) and all(len(b["key"]) == 3 for b in batches)
+            assert len(batches) == 50 // (3 * 3) and all(len(b.key) == 3 for b in batches)
             assert set(keys_of(batches)) <= {m.key for m in metas}
 
 
@@ -58,7 +58,7 @@ def _iterate_as_workers(stream, workers):
     batches = []
     for worker in range(workers):
         info = mock.Mock(id=worker, num_workers=workers)
-        with mock.patch("training.pipeline.get_worker_info", return_value=info):
+        with mock.patch("training.loader.pipeline.get_worker_info", return_value=info):
             batches += list(stream)
     return batches
 
@@ -94,13 +94,13 @@ def test_same_seed_same_batches_other_seed_other_batches(tmp_path):
 
     a, b, c = run(0), run(0), run(1)
     assert keys_of(a) == keys_of(b)
-    assert all(torch.equal(x["image"], y["image"]) and torch.equal(x["transform"], y["transform"]) for x, y in zip(a, b))
-    assert keys_of(a) != keys_of(c) or not all(torch.equal(x["transform"], y["transform"]) for x, y in zip(a, c))
+    assert all(torch.equal(x.image, y.image) and torch.equal(x.transform, y.transform) for x, y in zip(a, b))
+    assert keys_of(a) != keys_of(c) or not all(torch.equal(x.transform, y.transform) for x, y in zip(a, c))
     # Epochs differ from one another, but are reproducible too.
     config = LoaderConfig(str(tmp_path / "ds"), STREAM, batch_size=4, shuffle_buffer=6)
     loader = PatchLoader(config, rank=0, world_size=1)
     first, second = list(loader), list(loader)
-    assert not all(torch.equal(x["transform"], y["transform"]) for x, y in zip(first, second))
+    assert not all(torch.equal(x.transform, y.transform) for x, y in zip(first, second))
 
 
 def test_batches_carry_everything_metrics_need(tmp_path):
@@ -108,18 +108,18 @@ def test_batches_carry_everything_metrics_need(tmp_path):
     config = LoaderConfig(str(tmp_path / "ds"), StreamConfig(size=16, patches_per_image=2), batch_size=8,
                           dtype="float", shuffle_buffer=0)
     (batch,) = list(PatchLoader(config, rank=0, world_size=1))
-    assert batch["image"].shape == (8, 3, 16, 16) and batch["image"].dtype == torch.float32
-    assert batch["image"].min() >= -1.0 and batch["image"].max() <= 1.0
-    assert batch["transform"].shape == (8, 3, 3) and batch["canvas"].shape == (8, 3)
+    assert batch.image.shape == (8, 3, 16, 16) and batch.image.dtype == torch.float32
+    assert batch.image.min() >= -1.0 and batch.image.max() <= 1.0
+    assert batch.transform.shape == (8, 3, 3) and batch.canvas.shape == (8, 3)
     by_key = {m.key: m for m in metas}
-    for i, key in enumerate(batch["key"]):
-        assert tuple(batch["native_size"][i].tolist()) == (by_key[key].width, by_key[key].height)
-        ox, oy, n = batch["canvas"][i].tolist()
+    for i, key in enumerate(batch.key):
+        assert tuple(batch.native_size[i].tolist()) == (by_key[key].width, by_key[key].height)
+        ox, oy, n = batch.canvas[i].tolist()
         assert n == 50 and oy == 0 and 0 <= ox <= 30
-        extent = 16 / batch["scale"][i].item()
-        assert batch["transform"][i, 0, 0].item() == pytest.approx(extent, rel=1e-6)
-        assert batch["transform"][i, :2, 2].tolist() == pytest.approx(batch["centre"][i].tolist(), abs=1e-6)
-    assert batch["counts"] == {"images": 4, "patches": 8}
+        extent = 16 / batch.scale[i].item()
+        assert batch.transform[i, 0, 0].item() == pytest.approx(extent, rel=1e-6)
+        assert batch.transform[i, :2, 2].tolist() == pytest.approx(batch.centre[i].tolist(), abs=1e-6)
+    assert batch.counts == {"images": 4, "patches": 8}
 
 
 def corrupt(root, meta, what):
@@ -202,7 +202,7 @@ def test_shuffle_spreads_patches_of_one_decode(tmp_path):
     config = LoaderConfig(str(tmp_path / "ds"), StreamConfig(size=16, patches_per_image=4), batch_size=4,
                           shuffle_buffer=32)
     batches = list(PatchLoader(config, rank=0, world_size=1))
-    distinct = [len(set(b["key"])) for b in batches]
+    distinct = [len(set(b.key)) for b in batches]
     assert np.mean(distinct) > 2  # unshuffled, each batch would be a single image
     assert Counter(keys_of(batches)).most_common(1)[0][1] <= 8
 

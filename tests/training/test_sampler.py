@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from training.geometry import scale_cdf
-from training.sampler import Skip, StreamConfig, draw_patches
+from training.loader.sampler import Skip, StreamConfig, draw_patches
 
 ALPHA = 0.01  # fixed seeds make these deterministic; the level says how surprising a failure is
 

@@ -1,11 +1,13 @@
 """User errors a training run can have, found before any network is built or batch is drawn.
 
 Each is one sentence saying what is wrong and what would fix it; the CLI prints it on one line
-and exits 2 (DESIGN.md 5).
+and exits 2 (DESIGN.md 5). What the checks open (the dataset and its index, the checkpoint the
+run starts from) is handed on in a `Start`, so the run reads nothing twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +15,21 @@ import numpy as np
 from shards.errors import DatasetError
 from shards.reader import Dataset
 
+from ..errors import TrainingError
 from . import checkpoint
-from .errors import TrainingError
-from .presets import TrainConfig
+from .config import TrainConfig
 
 
-def check_dataset(cfg: TrainConfig) -> None:
+@dataclass(frozen=True)
+class Start:
+    dataset: Dataset  # opened, its index read
+    state: dict | None  # resume: this run's checkpoint; stage patch: the teacher's; else None
+
+
+def open_dataset(cfg: TrainConfig) -> Dataset:
     try:
-        index = Dataset(cfg.data).index
+        dataset = Dataset(cfg.data)
+        index = dataset.index
     except DatasetError as exc:
         raise TrainingError(f"cannot read dataset {cfg.data}: {exc}") from None
     if index.num_rows == 0:
@@ -31,11 +40,12 @@ def check_dataset(cfg: TrainConfig) -> None:
     if usable == 0:
         raise TrainingError(f"dataset {cfg.data} is too small for this run: no image has a shorter side of "
                             f"{need} px (R={cfg.resolution}, p={cfg.patch_size}); its largest is {int(sides.max())} px")
+    return dataset
 
 
-def _architecture_mismatch(cfg: TrainConfig, saved: dict) -> str | None:
-    saved_cfg = TrainConfig.from_dict(saved)
-    for name, ours, theirs in (("generator", cfg.g, saved_cfg.g), ("discriminator", cfg.d, saved_cfg.d)):
+def _architecture_mismatch(cfg: TrainConfig, state: dict) -> str | None:
+    g, d = checkpoint.network_configs(state)
+    for name, ours, theirs in (("generator", cfg.g, g), ("discriminator", cfg.d, d)):
         a, b = ours.architecture(), theirs.architecture()
         diff = [f"{k}={b[k]!r} (this run: {a[k]!r})" for k in a if a[k] != b[k]]
         if diff:
@@ -43,33 +53,21 @@ def _architecture_mismatch(cfg: TrainConfig, saved: dict) -> str | None:
     return None
 
 
-def _load(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise TrainingError(f"{what} {path} does not exist")
-    try:
-        state = checkpoint.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise TrainingError(f"{what} {path} is not a training checkpoint: {type(exc).__name__}") from None
-    if not isinstance(state, dict) or "trainer" not in state or "config" not in state:
-        raise TrainingError(f"{what} {path} is not a training checkpoint")
-    return state
-
-
 def teacher_state(cfg: TrainConfig) -> dict:
     """The stage-1 checkpoint a patch-stage run starts from, checked against this architecture."""
     if cfg.teacher is None:
         raise TrainingError("--stage patch needs --teacher CKPT: the stage-1 (global) checkpoint")
-    state = _load(Path(cfg.teacher), "teacher")
-    mismatch = _architecture_mismatch(cfg, state["config"])
+    state = checkpoint.read(Path(cfg.teacher), "teacher")
+    mismatch = _architecture_mismatch(cfg, state)
     if mismatch:
         raise TrainingError(f"teacher {cfg.teacher} has another architecture: {mismatch}")
     return state
 
 
-def check_resume(cfg: TrainConfig, world: int) -> dict:
+def resume_state(cfg: TrainConfig, world: int) -> dict:
     path = Path(cfg.out) / checkpoint.CHECKPOINT
-    state = _load(path, "--resume: checkpoint")
-    mismatch = _architecture_mismatch(cfg, state["config"])
+    state = checkpoint.read(path, "--resume: checkpoint")
+    mismatch = _architecture_mismatch(cfg, state)
     if mismatch:
         raise TrainingError(f"checkpoint {path} has another architecture: {mismatch}")
     if state["config"]["stage"] != cfg.stage:
@@ -80,11 +78,15 @@ def check_resume(cfg: TrainConfig, world: int) -> dict:
     return state
 
 
-def check_run(cfg: TrainConfig, world: int) -> None:
-    check_dataset(cfg)
+def check_run(cfg: TrainConfig, world: int) -> Start:
+    if cfg.batch % world:
+        raise TrainingError(f"batch {cfg.batch} does not split evenly over {world} processes")
+    dataset = open_dataset(cfg)
+    state = None
     if cfg.resume:
-        check_resume(cfg, world)
+        state = resume_state(cfg, world)
     elif cfg.stage == "patch":
-        teacher_state(cfg)
+        state = teacher_state(cfg)
     if cfg.lpips is not None and not Path(cfg.lpips).is_file():
         raise TrainingError(f"--lpips {cfg.lpips} does not exist (LPIPS weights are never downloaded)")
+    return Start(dataset, state)

@@ -33,11 +33,12 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
-from shards.errors import DatasetError
+from shards.errors import ConfigError, DatasetError
 from shards.index import IndexFilter
 from shards.reader import Dataset
 from shards.schema import FormatError, SampleMeta
 
+from .batch import Batch, LoaderStats, collate
 from .sampler import Patch, Skip, StreamConfig, render_sample
 
 
@@ -60,11 +61,11 @@ class LoaderConfig:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.shuffle_buffer < 0 or self.num_workers < 0:
-            raise ValueError("batch_size must be >= 1, shuffle_buffer and num_workers >= 0")
+            raise ConfigError("batch_size must be >= 1, shuffle_buffer and num_workers >= 0")
         if self.dtype not in ("uint8", "float") or self.errors not in ("skip", "raise"):
-            raise ValueError(f"bad dtype {self.dtype!r} or errors {self.errors!r}")
+            raise ConfigError(f"bad dtype {self.dtype!r} or errors {self.errors!r}")
         if self.weight not in ("none", "area"):
-            raise ValueError(f"weight must be 'none' or 'area', got {self.weight!r}")
+            raise ConfigError(f"weight must be 'none' or 'area', got {self.weight!r}")
 
 
 @dataclass(frozen=True)
@@ -106,15 +107,18 @@ def distributed_info(rank: int | None, world_size: int | None) -> tuple[int, int
 
 
 class PatchStream(IterableDataset):
-    """One rank's stream of batches; each DataLoader worker iterates its own share."""
+    """One rank's stream of batches; each DataLoader worker iterates its own share. `epoch` is
+    the one copy of the epoch the loader's seeds come from; `dataset`, when given, is the opened
+    `config.data` (its index already read by whoever checked it)."""
 
-    def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None):
+    def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None,
+                 dataset: Dataset | None = None):
         super().__init__()
         self.config = config
         self.rank, self.world_size = distributed_info(rank, world_size)
         if not 0 <= self.rank < self.world_size:
             raise ValueError(f"rank {self.rank} outside world of {self.world_size}")
-        self.dataset = Dataset(config.data)
+        self.dataset = Dataset(config.data) if dataset is None else dataset
         index = self.dataset.index
         if config.select is not None:
             index = config.select.apply(index)
@@ -146,7 +150,10 @@ class PatchStream(IterableDataset):
     def __len__(self) -> int:
         return self.batches_per_rank()
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[Batch]:
+        return self._batches(self.epoch)  # the epoch is read now, when the iteration starts
+
+    def _batches(self, epoch: int) -> Iterator[Batch]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         reader = self.rank * workers + worker
@@ -155,9 +162,9 @@ class PatchStream(IterableDataset):
             self.parts, self.readers = make_parts(sorted({p.shard for p in self.parts}), readers), readers
         cfg = self.config
         counts: Counter[str] = Counter()
-        seeds = np.random.SeedSequence([cfg.seed, self.epoch, self.rank, worker]).generate_state(2)
+        seeds = np.random.SeedSequence([cfg.seed, epoch, self.rank, worker]).generate_state(2)
         rng = np.random.default_rng(seeds[0])
-        parts = reader_parts(self.parts, cfg.seed, self.epoch, reader, readers, cfg.resampled)
+        parts = reader_parts(self.parts, cfg.seed, epoch, reader, readers, cfg.resampled)
         patches = self._patches(parts, counts, rng)
         if cfg.resampled:
             rank_batches = self.batches_per_rank()
@@ -253,47 +260,14 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         chunk = following
 
 
-def collate(patches: list[Patch], dtype: str, counts: Counter, reader: int) -> dict:
-    images = torch.from_numpy(np.stack([p.pixels for p in patches])).permute(0, 3, 1, 2).contiguous()
-    if dtype == "float":
-        images = images.float().div_(127.5).sub_(1.0)
-    return {
-        "image": images,
-        "transform": torch.from_numpy(np.stack([p.draw.transform() for p in patches]).astype(np.float32)),
-        "scale": torch.tensor([p.draw.scale for p in patches], dtype=torch.float64),
-        "canvas": torch.tensor([[p.draw.canvas.ox, p.draw.canvas.oy, p.draw.canvas.n] for p in patches]),
-        "centre": torch.tensor([[p.draw.cu, p.draw.cv] for p in patches], dtype=torch.float64),
-        "native_size": torch.tensor([p.native_size for p in patches]),
-        "key": [p.key for p in patches],
-        "counts": dict(counts),  # this reader's running totals, for LoaderStats
-        "reader": reader,
-    }
-
-
-class LoaderStats:
-    """Skip and yield counts summed over every reader of this rank, from the batches it saw."""
-
-    def __init__(self) -> None:
-        self._latest: dict[int, dict[str, int]] = {}
-
-    def update(self, batch: dict) -> None:
-        self._latest[batch["reader"]] = batch["counts"]
-
-    def totals(self) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for counts in self._latest.values():
-            total.update(counts)
-        return dict(total)
-
-
 class PatchLoader:
     """A DataLoader over a PatchStream that advances the epoch (and so the seeds) per pass."""
 
-    def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None):
+    def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None,
+                 dataset: Dataset | None = None):
         self.config = config
-        self.stream = PatchStream(config, rank, world_size)
+        self.stream = PatchStream(config, rank, world_size, dataset)
         self.stats = LoaderStats()
-        self.epoch = 0
         # Workers are not persistent: each epoch starts them afresh with the new epoch's seeds.
         self.loader = DataLoader(self.stream, batch_size=None, num_workers=config.num_workers,
                                  persistent_workers=False, pin_memory=config.pin_memory,
@@ -302,13 +276,22 @@ class PatchLoader:
     def __len__(self) -> int:
         return len(self.stream)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    @property
+    def epoch(self) -> int:
+        return self.stream.epoch
 
-    def __iter__(self) -> Iterator[dict]:
-        self.stream.epoch = self.epoch  # workers copy the stream when the iteration starts
-        self.epoch += 1
+    def set_epoch(self, epoch: int) -> None:
+        self.stream.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
         self.stats = LoaderStats()
-        for batch in self.loader:
+        # Workers copy the stream, and a single process starts iterating it, when the DataLoader's
+        # iterator is made: from then on the stream's epoch can move on to the next pass.
+        batches = iter(self.loader)
+        self.stream.epoch += 1
+        return self._counted(batches)
+
+    def _counted(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        for batch in batches:
             self.stats.update(batch)
             yield batch

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .filters import per_sample_blur
+from .render import pixel_grid
 
 
 def d_logistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -35,9 +36,7 @@ def teacher_frame_grid(transform: torch.Tensor, resolution: int) -> tuple[torch.
     """For each teacher pixel (R x R over the canvas): its position in patch coordinates, as a
     grid_sample grid, and whether its whole footprint lies inside the patch's window."""
     b = transform.shape[0]
-    t = (torch.arange(resolution, device=transform.device, dtype=torch.float32) + 0.5) / resolution - 0.5
-    v, u = torch.meshgrid(t, t, indexing="ij")
-    canvas = torch.stack([u, v, torch.ones_like(u)], -1)  # R x R x 3
+    canvas = pixel_grid(resolution, transform.device)  # R x R x 3: teacher pixels on the canvas
     inverse = torch.linalg.inv(transform.float())  # patch = T^-1 @ canvas
     patch = torch.einsum("bij,hwj->bhwi", inverse[:, :2], canvas)  # b x R x R x 2
     # A teacher pixel is half a teacher pixel wide around its centre: in patch units that is

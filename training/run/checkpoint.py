@@ -4,6 +4,9 @@ Everything a run needs to continue as if never stopped: networks, EMA, optimiser
 every rank's RNG states (torch, numpy, python and the latent generator), each data stream's
 position, and the resolved config. Loading uses weights_only=True: a checkpoint is data, never
 code. RNG states are stored as tensors and lists so that the safe loader accepts them.
+
+`load_generator` is the one way to build a network from a file; a run that needs the whole
+state reads it with `read` and builds its generators with `build_generator`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import numpy as np
 import torch
 
 from shards.atomic import atomic_write
+
+from ..errors import TrainingError
+from ..networks.discriminator import DiscriminatorConfig
+from ..networks.generator import Generator, GeneratorConfig
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -49,3 +56,37 @@ def save(path: Path, state: dict) -> None:
 
 def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read(path: Path, what: str = "checkpoint") -> dict:
+    """A training checkpoint's state, or a TrainingError saying why `path` is not one."""
+    if not path.is_file():
+        raise TrainingError(f"{what} {path} does not exist")
+    try:
+        state = load(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise TrainingError(f"{what} {path} is not a training checkpoint: {type(exc).__name__}") from None
+    if not isinstance(state, dict) or "trainer" not in state or "config" not in state:
+        raise TrainingError(f"{what} {path} is not a training checkpoint")
+    return state
+
+
+def network_configs(state: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+    """The architectures a checkpoint was written with, from its saved config's g and d."""
+    saved = state["config"]
+    g = dict(saved["g"])
+    g["channels"] = tuple(g["channels"])
+    return GeneratorConfig(**g), DiscriminatorConfig(**saved["d"])
+
+
+def build_generator(cfg: GeneratorConfig, weights: dict) -> Generator:
+    """A frozen generator of architecture `cfg` holding `weights`, on the CPU."""
+    g = Generator(cfg)
+    g.load_state_dict(weights)
+    return g.eval().requires_grad_(False)
+
+
+def load_generator(path: Path, which: str = "G_ema") -> Generator:
+    """The generator `which` (G_ema, or G) of the checkpoint at `path`, frozen, on the CPU."""
+    state = read(Path(path))
+    return build_generator(network_configs(state)[0], state["trainer"][which])

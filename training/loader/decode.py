@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .geometry import PatchDraw
+from ..geometry import PatchDraw
 
 LANCZOS_SUPPORT = 3.0  # Pillow's Lanczos kernel reaches 3 input pixels per unit of scale
 JPEG_REDUCTIONS = (8, 4, 2, 1)

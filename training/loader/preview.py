@@ -21,9 +21,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from shards.atomic import atomic_write
+from shards.atomic import atomic_write, atomic_write_png
 
-from .geometry import scale_cdf, scale_range
+from ..geometry import scale_cdf, scale_range
 from .pipeline import LoaderConfig, PatchLoader
 
 SHEET_BACKGROUND = (18, 18, 20)
@@ -49,9 +49,9 @@ def collect(config: LoaderConfig, n: int, progress: Callable[[int], None] | None
     parts: dict[str, list] = {k: [] for k in ("image", "transform", "scale", "centre", "canvas", "native_size", "key")}
     for batch in loader:
         for name, values in parts.items():
-            values.extend(batch[name] if name == "key" else batch[name].numpy())
+            values.extend(batch.key if name == "key" else getattr(batch, name).numpy())
         if progress:
-            progress(len(batch["key"]))
+            progress(len(batch))
         if len(parts["key"]) >= n:
             break
     got = len(parts["key"])
@@ -125,15 +125,6 @@ def distribution_figure(result: PreviewResult, config: LoaderConfig) -> Figure:
     return fig
 
 
-def _png(image_or_figure) -> bytes:
-    buffer = io.BytesIO()
-    if isinstance(image_or_figure, Figure):
-        image_or_figure.savefig(buffer, format="png")
-    else:
-        image_or_figure.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def write_preview(result: PreviewResult, config: LoaderConfig, out: str | Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,12 +134,8 @@ def write_preview(result: PreviewResult, config: LoaderConfig, out: str | Path) 
         canvas_boxes=result.canvas_boxes, native_sizes=result.native_sizes, keys=result.keys,
     )
     record = {"config": asdict(config), "patches": len(result.keys), "counts": result.counts}
-    files = {
-        "contact_sheet.png": _png(contact_sheet(result)),
-        "distribution.png": _png(distribution_figure(result, config)),
-        "patches.npz": arrays.getvalue(),
-        "preview.json": json.dumps(record, indent=2, default=str).encode(),
-    }
-    for name, data in files.items():
-        atomic_write(out / name, data)
-    return [out / name for name in files]
+    atomic_write_png(out / "contact_sheet.png", contact_sheet(result))
+    atomic_write_png(out / "distribution.png", distribution_figure(result, config))
+    atomic_write(out / "patches.npz", arrays.getvalue())
+    atomic_write(out / "preview.json", json.dumps(record, indent=2, default=str).encode())
+    return [out / name for name in ("contact_sheet.png", "distribution.png", "patches.npz", "preview.json")]

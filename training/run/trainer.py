@@ -13,21 +13,19 @@ import copy
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from .discriminator import Discriminator
-from .generator import Generator
-from .losses import LocalLPIPS, d_logistic, g_nonsaturating, r1_penalty, teacher_loss
-from .presets import TrainConfig
+from ..networks.discriminator import Discriminator
+from ..networks.generator import Generator
+from ..networks.losses import LocalLPIPS, d_logistic, g_nonsaturating, r1_penalty, teacher_loss
+from ..networks.render import identity_view
+from . import dist
+from .config import TrainConfig
 
 
 def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
     """Sum gradients over ranks in one flat all-reduce and divide by the world size."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.flatten() for g in grads])
-    if world > 1:
-        dist.all_reduce(flat)
-        flat /= world
+    flat = dist.mean_(torch.cat([g.flatten() for g in grads]), world)
     torch.nan_to_num_(flat, nan=0, posinf=1e5, neginf=-1e5)  # one bad sample must not poison Adam
     for p, g in zip(params, flat.split([q.numel() for q in params])):
         p.grad = g.view_as(p)
@@ -50,10 +48,9 @@ class Trainer:
         self.lpips = LocalLPIPS(Path(cfg.lpips)).to(device) if cfg.lpips else None
         self.step_index = 0
 
-    def set_teacher(self, g_ema_state: dict) -> None:
-        self.teacher = Generator(self.cfg.g).to(self.device)
-        self.teacher.load_state_dict(g_ema_state)
-        self.teacher.eval().requires_grad_(False)
+    def set_teacher(self, teacher: Generator) -> None:
+        """Stage 2's frozen regulariser (checkpoint.build_generator makes one from saved weights)."""
+        self.teacher = teacher.to(self.device).eval().requires_grad_(False)
 
     def autocast(self):
         if self.device.type == "cuda":
@@ -90,9 +87,7 @@ class Trainer:
         stats = {"loss_G": loss.item()}
         if with_teacher and self.teacher is not None:
             with torch.no_grad(), self.autocast():
-                b = z.shape[0]
-                eye = torch.eye(3, device=z.device).expand(b, 3, 3)
-                r = torch.full((b,), float(self.cfg.resolution), device=z.device)
+                eye, r = identity_view(z.shape[0], self.cfg.resolution, z.device)
                 target = self.teacher(z, eye, r, self.cfg.resolution).float()
             # Logged even at weight 0, so that an ablation shows what the regulariser prevents.
             with torch.set_grad_enabled(self.cfg.teacher_weight > 0):
@@ -103,9 +98,8 @@ class Trainer:
         loss.backward()
         average_gradients(list(self.G.parameters()), self.world)
         self.opt_g.step()
-        if self.world > 1:  # the running mean of w is linear in the batch: averaging it is exact
-            dist.all_reduce(self.G.mapping.w_avg)
-            self.G.mapping.w_avg /= self.world
+        # The running mean of w is linear in the batch: averaging it over ranks is exact.
+        dist.mean_(self.G.mapping.w_avg, self.world)
         return stats
 
     @torch.no_grad()

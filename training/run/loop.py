@@ -15,42 +15,48 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from shards.atomic import atomic_write
+from shards.reader import Dataset
 
-from . import checkpoint, report
-from .errors import TrainingError
-from .pipeline import LoaderConfig, PatchLoader
-from .presets import TrainConfig
-from .sampler import StreamConfig
+from ..errors import TrainingError
+from ..loader.batch import Batch
+from ..loader.pipeline import PatchLoader
+from ..loader.sampler import StreamConfig
+from ..networks.render import sample_grid
+from . import checkpoint, dist, report
+from .config import TrainConfig
 from .trainer import Trainer
-from .validate import check_resume, check_run, teacher_state
+from .validate import Start, check_run
 
 STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher")
 GRID_SEED = 1234
 
 
 class DataStream:
-    """A loader's batches, forever, with a position that a checkpoint can hold."""
+    """A loader's batches, forever, with a position that a checkpoint can hold: the epoch (the
+    loader's own, the one copy of it) and the batches taken from it."""
 
     def __init__(self, loader: PatchLoader):
-        self.loader, self.epoch, self.taken = loader, 0, 0
+        self.loader, self.taken = loader, 0
         self.past_counts: Counter[str] = Counter()  # loader counters of finished epochs
-        self._it: Iterator[dict] | None = None
+        self._it: Iterator[Batch] | None = None  # the pass under way; the loader's epoch is past it
 
-    def next(self) -> dict:
+    @property
+    def epoch(self) -> int:
+        return self.loader.epoch - (self._it is not None)
+
+    def next(self) -> Batch:
         while True:
             if self._it is None:
-                self.loader.set_epoch(self.epoch)
                 self._it = iter(self.loader)
                 for _ in range(self.taken):  # replay to the saved position
                     next(self._it)
@@ -58,7 +64,7 @@ class DataStream:
                 batch = next(self._it)
             except StopIteration:
                 self.past_counts.update(self.loader.stats.totals())
-                self.epoch, self.taken, self._it = self.epoch + 1, 0, None
+                self.taken, self._it = 0, None
                 continue
             self.taken += 1
             return batch
@@ -71,49 +77,27 @@ class DataStream:
             self.past_counts.update(self.loader.stats.totals())
             getattr(self._it, "close", lambda: None)()
             self._it = None
+            self.loader.set_epoch(self.loader.epoch - 1)  # an unfinished pass is where a reopen starts
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "taken": self.taken, "past_counts": dict(self.past_counts)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.taken = int(state["epoch"]), int(state["taken"])
-        self.past_counts, self._it = Counter(state["past_counts"]), None
+        self.close()
+        self.loader.set_epoch(int(state["epoch"]))
+        self.taken, self.past_counts = int(state["taken"]), Counter(state["past_counts"])
 
 
-def init_distributed() -> tuple[int, int, torch.device, bool]:
-    """(rank, world, device, whether we started the process group)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-        return dist.get_rank(), world, device, True
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), device, False
-    return 0, 1, device, False
-
-
-def gather(obj, world: int) -> list:
-    if world == 1:
-        return [obj]
-    out: list = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def make_streams(cfg: TrainConfig, per_rank: int) -> dict[str, DataStream]:
+def make_streams(cfg: TrainConfig, world: dist.World, dataset: Dataset) -> dict[str, DataStream]:
+    """Stage 1 reads whole canvases at R; stage 2 adds the config's patch stream. Each rank loads
+    its share of the global batch, and each stream has its own seed."""
     def loader(stream: StreamConfig, salt: int) -> DataStream:
-        return DataStream(PatchLoader(LoaderConfig(cfg.data, stream, batch_size=per_rank, dtype="float",
-                                                   seed=cfg.seed * 2 + salt, shuffle_buffer=cfg.shuffle_buffer,
-                                                   shuffle_initial=min(64, cfg.shuffle_buffer),
-                                                   num_workers=cfg.workers)))
+        config = replace(cfg.loader, stream=stream, batch_size=cfg.batch // world.size, seed=cfg.seed * 2 + salt)
+        return DataStream(PatchLoader(config, world.rank, world.size, dataset))
 
     streams = {"global": loader(StreamConfig("global", size=cfg.resolution), 0)}
     if cfg.stage == "patch":
-        streams["patch"] = loader(StreamConfig("patch", size=cfg.patch_size, s_min=max(cfg.resolution, cfg.patch_size),
-                                               s_max=cfg.s_max, distribution=cfg.distribution), 1)
+        streams["patch"] = loader(cfg.loader.stream, 1)
     return streams
 
 
@@ -131,35 +115,33 @@ def weights_digest(trainer: Trainer) -> float:
 
 
 class Run:
-    def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
-        self.rank, self.world, self.device, self.owns_group = init_distributed()
-        if cfg.batch % self.world:
-            raise TrainingError(f"batch {cfg.batch} does not split evenly over {self.world} processes")
-        self.per_rank = cfg.batch // self.world
+    def __init__(self, cfg: TrainConfig, world: dist.World, start: Start):
+        self.cfg, self.world = cfg, world
+        self.rank, self.device = world.rank, world.device
+        self.per_rank = cfg.batch // world.size
         self.out = Path(cfg.out)
-        check_run(cfg, self.world)  # user errors end here, before any network is built
-        self.trainer = Trainer(cfg, self.device, self.world)
-        self.streams = make_streams(cfg, self.per_rank)
+        self.trainer = Trainer(cfg, self.device, world.size)
+        self.streams = make_streams(cfg, world, start.dataset)
         self.latents = torch.Generator().manual_seed(cfg.seed * 10007 + self.rank)
         self.step = 0
         if cfg.resume:
-            self._resume()
+            self._resume(start.state)
         elif cfg.stage == "patch":
-            teacher = teacher_state(cfg)
-            self.trainer.load_state_dict(teacher["trainer"], networks_only=True)
-            self.trainer.set_teacher(teacher["trainer"]["G_ema"])
+            self.trainer.load_state_dict(start.state["trainer"], networks_only=True)
+            self._set_teacher(start.state["trainer"]["G_ema"])
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             atomic_write(self.out / "config.json", _json(cfg.to_dict()))
             if not cfg.resume:
                 (self.out / "stats.jsonl").unlink(missing_ok=True)
 
-    def _resume(self) -> None:
-        state = check_resume(self.cfg, self.world)
+    def _set_teacher(self, weights: dict) -> None:
+        self.trainer.set_teacher(checkpoint.build_generator(self.cfg.g, weights))
+
+    def _resume(self, state: dict) -> None:
         self.trainer.load_state_dict(state["trainer"])
         if state.get("teacher") is not None:
-            self.trainer.set_teacher(state["teacher"])
+            self._set_teacher(state["teacher"])
         for name, s in state["streams"].items():
             self.streams[name].load_state_dict(s)
         checkpoint.set_rng_state(state["rng"][self.rank], self.latents)
@@ -168,9 +150,15 @@ class Run:
             report.truncate_stats(self.out / "stats.jsonl", self.step)
 
     def snapshot(self) -> None:
-        t = self.trainer
-        rngs = gather(checkpoint.rng_state(self.latents), self.world)
-        digests = gather(weights_digest(t), self.world)
+        t, size = self.trainer, self.world.size
+        rngs = dist.gather(checkpoint.rng_state(self.latents), size)
+        digests = dist.gather(weights_digest(t), size)
+        # Every rank checks, so that all of them stop together.
+        if not all(math.isfinite(d) for d in digests):
+            raise TrainingError(f"training diverged at step {self.step}: the weights are no longer finite "
+                                "(try lower learning rates)")
+        if max(digests) != min(digests):
+            raise RuntimeError(f"ranks disagree on the weights: {digests}")
         if self.rank != 0:
             return
         state = {"trainer": t.state_dict(), "step": self.step, "config": self.cfg.to_dict(), "rng": rngs,
@@ -178,20 +166,17 @@ class Run:
                  "teacher": t.teacher.state_dict() if t.teacher is not None else None}
         checkpoint.save(self.out / checkpoint.CHECKPOINT, state)
         z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
-        report.write_png(self.out / f"samples-{self.step:07d}.png", report.sample_grid(t.G_ema, z, self.cfg.patch_size))
+        report.write_png(self.out / f"samples-{self.step:07d}.png", sample_grid(t.G_ema, z, self.cfg.patch_size))
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
-        if max(digests) != min(digests):
-            raise RuntimeError(f"ranks disagree on the weights: {digests}")
 
     def tick(self, sums: dict, counts: dict, steps: int, patch_steps: int, seconds: float, tick: int) -> dict:
         vector = torch.tensor([sums.get(k, 0.0) for k in STAT_KEYS] + [counts.get(k, 0) for k in STAT_KEYS],
                               dtype=torch.float64)
-        if self.world > 1:
-            dist.all_reduce(vector)
+        dist.sum_(vector, self.world.size)
         n = len(STAT_KEYS)
         images = steps * self.cfg.batch
         loader_counts: Counter[str] = Counter()
-        for c in gather({k: dict(s.counts()) for k, s in self.streams.items()}, self.world):
+        for c in dist.gather({k: dict(s.counts()) for k, s in self.streams.items()}, self.world.size):
             for name, counter in c.items():
                 loader_counts.update({f"{name}/{k}": v for k, v in counter.items()})
         record = {"tick": tick, "step": self.step, "kimg": self.step * self.cfg.batch / 1000,
@@ -216,7 +201,7 @@ class Run:
             batch = self.streams["patch" if patch else "global"].next()
             z_d = torch.randn(self.per_rank, cfg.g.z_dim, generator=self.latents)
             z_g = torch.randn(self.per_rank, cfg.g.z_dim, generator=self.latents)
-            stats = self.trainer.step(batch["image"], batch["transform"], batch["scale"], z_d, z_g, patch, cfg.batch)
+            stats = self.trainer.step(batch.image, batch.transform, batch.scale, z_d, z_g, patch, cfg.batch)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
@@ -235,16 +220,14 @@ class Run:
     def close(self) -> None:
         for stream in self.streams.values():
             stream.close()  # finish readers now, not in finalizers at interpreter exit
-        if self.owns_group and dist.is_initialized():
-            # Rank 0 may still be writing the last snapshot; tearing the group down under it
-            # aborts the other process ("terminate called without an active exception").
-            dist.barrier()
-            dist.destroy_process_group()
+        dist.finish(self.world)
 
 
 def train(cfg: TrainConfig) -> dict:
     """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder)."""
-    run = Run(cfg)
+    world = dist.start()
+    start = check_run(cfg, world.size)  # user errors end here, before any network is built
+    run = Run(cfg, world, start)
     try:
         return run.run()
     finally:

@@ -16,10 +16,11 @@ from typing import Literal
 
 import numpy as np
 
+from shards.errors import ConfigError
 from shards.schema import SampleMeta
 
+from ..geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 from .decode import DecodeError, decode, decode_reduction, oriented, render_patch, render_reference
-from .geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 
 StreamKind = Literal["patch", "global"]
 # Four patches per decode meets the speed goal on real photos (docs/BENCHMARKS.md) at a small,
@@ -42,15 +43,15 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         if self.stream not in ("patch", "global"):
-            raise ValueError(f"stream must be 'patch' or 'global', got {self.stream!r}")
+            raise ConfigError(f"stream must be 'patch' or 'global', got {self.stream!r}")
         if self.size < 1 or (self.patches_per_image is not None and self.patches_per_image < 1):
-            raise ValueError("size and patches_per_image must be at least 1")
+            raise ConfigError("size and patches_per_image must be at least 1")
         if self.oversample < 1:
-            raise ValueError(f"oversample must be at least 1, got {self.oversample}")
+            raise ConfigError(f"oversample must be at least 1, got {self.oversample}")
         if self.min_scale < self.size and self.stream == "patch":
-            raise ValueError(f"s_min {self.min_scale} is below the patch size {self.size}: the window would leave the canvas")
+            raise ConfigError(f"s_min {self.min_scale} is below the patch size {self.size}: the window would leave the canvas")
         if self.s_max is not None and self.s_max < self.min_scale:
-            raise ValueError(f"s_max {self.s_max} is below s_min {self.min_scale}")
+            raise ConfigError(f"s_max {self.s_max} is below s_min {self.min_scale}")
 
     @property
     def per_image(self) -> int:

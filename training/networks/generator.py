@@ -21,14 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .filters import FilteredLeakyReLU
-from .geometry import patch_transform
 from .layers import FullyConnected, ScaleEmbedding, normalize_2nd_moment
+from .render import pixel_grid
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,7 @@ class FourierInput(nn.Module):
 
     def grid(self, transform: torch.Tensor, size: int, margin: int) -> torch.Tensor:
         """Canvas coordinates (b, h, w, 2) of pixel centres i in [-margin, size + margin)."""
-        i = torch.arange(-margin, size + margin, device=transform.device, dtype=torch.float32)
-        t = (i + 0.5) / size - 0.5
-        v, u = torch.meshgrid(t, t, indexing="ij")
-        patch = torch.stack([u, v, torch.ones_like(u)], -1)  # h x w x 3, homogeneous
+        patch = pixel_grid(size, transform.device, margin)
         return torch.einsum("bij,hwj->bhwi", transform[:, :2].float(), patch)
 
     def forward(self, transform: torch.Tensor, scale: torch.Tensor, size: int, margin: int) -> torch.Tensor:
@@ -171,25 +167,3 @@ class Generator(nn.Module):
                 psi: float = 1.0, update_avg: bool = False) -> torch.Tensor:
         return self.synthesis(self.mapping(z, psi, update_avg), transform, scale, size)
 
-
-def render_full(g: Generator, ws: torch.Tensor, scale: int, tile: int | None = None) -> torch.Tensor:
-    """The canvas at resolution `scale`: in one pass, or assembled from tile x tile patches.
-
-    Tile (a, b) covers pixels [a*tile, (a+1)*tile) of the full image, so its window centre sits at
-    ((a + 0.5) * tile / S - 0.5) in canvas units; `scale` must be a multiple of `tile`.
-    """
-    b = ws.shape[0]
-    s = torch.full((b,), float(scale), device=ws.device)
-    if tile is None or tile >= scale:
-        eye = torch.eye(3, device=ws.device).expand(b, 3, 3)
-        return g.synthesis(ws, eye, s, scale)
-    assert scale % tile == 0, "the image side must be a whole number of tiles"
-    n = scale // tile
-    centres = [(k + 0.5) * tile / scale - 0.5 for k in range(n)]
-    rows = []
-    for cv in centres:
-        t = torch.from_numpy(np.stack([patch_transform(scale, cu, cv, tile) for cu in centres])).to(ws.device)
-        # All tiles of a row in one batch: (n * b) patches.
-        tiles = g.synthesis(ws.repeat(n, 1, 1), t.repeat_interleave(b, 0), s.repeat(n), tile)
-        rows.append(torch.cat(tiles.split(b), dim=3))
-    return torch.cat(rows, dim=2)

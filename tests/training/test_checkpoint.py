@@ -1,0 +1,86 @@
+"""Building a generator from a file (checkpoint.load_generator), the one way there is: it renders
+what the run's G_ema rendered, reads checkpoints written before the config tree was nested, and
+turns a file that is not a checkpoint into one user error."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from training.errors import TrainingError
+from training.geometry import pixel_centres
+from training.networks.render import identity_view, pixel_grid, view
+from training.run import checkpoint
+from training.run.trainer import Trainer
+
+from .gan_helpers import TINY_G, tiny_config
+
+
+@pytest.fixture
+def saved(tmp_path):
+    cfg = tiny_config("unused", tmp_path)
+    trainer = Trainer(cfg, torch.device("cpu"))
+    with torch.no_grad():  # a G_ema unlike a fresh network: loading must really take the weights
+        for p in trainer.G_ema.parameters():
+            p.add_(0.01)
+    path = tmp_path / checkpoint.CHECKPOINT
+    checkpoint.save(path, {"trainer": trainer.state_dict(), "config": cfg.to_dict(), "step": 0})
+    return path, trainer, cfg
+
+
+def renders(g, z):
+    t, s = identity_view(z.shape[0], g.cfg.resolution, z.device)
+    return g(z, t, s)
+
+
+def test_load_generator_renders_like_the_saved_g_ema(saved):
+    path, trainer, _ = saved
+    g = checkpoint.load_generator(path)
+    assert g.cfg == TINY_G and not g.training and not any(p.requires_grad for p in g.parameters())
+    z = torch.randn(3, TINY_G.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(renders(g, z), renders(trainer.G_ema, z))
+        assert not torch.equal(renders(checkpoint.load_generator(path, "G"), z), renders(g, z))
+
+
+def test_checkpoints_with_the_flat_config_of_before_still_load(saved):
+    path, trainer, cfg = saved
+    state = checkpoint.load(path)
+    flat = {k: v for k, v in cfg.to_dict().items() if k != "loader"}
+    state["config"] = {**flat, "data": cfg.data, "patch_size": cfg.patch_size, "batch": cfg.batch, "seed": 0}
+    checkpoint.save(path, state)
+    assert checkpoint.network_configs(checkpoint.read(path)) == (cfg.g, cfg.d)
+    assert checkpoint.load_generator(path).cfg == cfg.g
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_user_error(tmp_path):
+    with pytest.raises(TrainingError, match="does not exist"):
+        checkpoint.load_generator(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TrainingError, match="is not a training checkpoint"):
+        checkpoint.load_generator(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(TrainingError, match="is not a training checkpoint$"):
+        checkpoint.load_generator(tmp_path / "other.pt")
+
+
+def test_the_torch_pixel_grid_is_the_geometry_and_the_identity_view_is_t_equals_i():
+    grid = pixel_grid(5, torch.device("cpu"), margin=2)
+    centres = pixel_centres(5)
+    inner = grid[2:-2, 2:-2].double().numpy()
+    assert np.allclose(inner[0, :, 0], centres) and np.allclose(inner[:, 0, 1], centres)
+    assert np.all(inner[..., 2] == 1)
+    assert grid[0, 0, 0].item() == pytest.approx(centres[0] - 2 / 5)  # the margin continues the grid
+    t, s = identity_view(2, 16, torch.device("cpu"))
+    assert torch.equal(t.float(), torch.eye(3).expand(2, 3, 3)) and s.tolist() == [16.0, 16.0]
+    t, s = view(1, 64.0, 16, torch.device("cpu"), cu=0.25)
+    assert t[0].tolist() == [[0.25, 0.0, 0.25], [0.0, 0.25, 0.0], [0.0, 0.0, 1.0]] and s.item() == 64.0
+
+
+def test_set_teacher_freezes_the_network_it_is_given(saved):
+    _, trainer, _ = saved
+    trainer.set_teacher(copy.deepcopy(trainer.G).train())
+    assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())

@@ -1,0 +1,102 @@
+"""DESIGN.md 5: no flag value gives a traceback. Every numeric flag of `anyres-train preview` and
+`anyres-train train` is tried with 0, negatives, nan, inf, huge floats and huge integers; each
+call ends with exit code 2 and one error line. A value out of the flag's domain is rejected
+before the dataset is opened (the dataset here does not exist, so a value that is accepted ends
+in the missing-dataset error instead, also one line)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from shards.errors import ConfigError
+from training.cli import main
+from training.run.config import PRESETS
+
+BAD = ["0", "-1", "nan", "inf", "-inf", "1e308", str(10**30), ""]
+
+# flag -> whether a value is in its domain (the values above that a user may legitimately give)
+PREVIEW_FLAGS = {
+    "--size": lambda v: False,
+    "--s-min": lambda v: False,
+    "--s-max": lambda v: False,
+    "--patches-per-image": lambda v: False,
+    "--min-side": lambda v: False,
+    "--n": lambda v: False,
+    "--seed": lambda v: v == "0",
+    "--shuffle-buffer": lambda v: v == "0",
+}
+TRAIN_FLAGS = {
+    "--kimg": lambda v: False,
+    "--batch": lambda v: False,
+    "--patch-prob": lambda v: v == "0",
+    "--teacher-weight": lambda v: v == "0",
+    "--gamma": lambda v: v == "0",
+    "--lr-g": lambda v: v == "0",
+    "--lr-d": lambda v: v == "0",
+    "--s-max": lambda v: False,
+    "--tick-kimg": lambda v: False,
+    "--snap-ticks": lambda v: False,
+    "--workers": lambda v: v == "0",
+    "--seed": lambda v: v == "0",
+}
+
+
+def run(capsys, argv: list[str]) -> str:
+    """main's exit code must be 2, and stderr one error line (after argparse's usage, if any)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse rejects a flag value by exiting
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, (argv, err)
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and err.rstrip("\n").endswith(errors[0]), err
+    usage = err.splitlines()[:-1]  # argparse's usage block: "usage: ..." and its indented continuation
+    assert all(line.startswith(("usage:", " ")) for line in usage), err
+    return errors[0]
+
+
+@pytest.mark.parametrize("value", BAD)
+@pytest.mark.parametrize("flag", sorted(PREVIEW_FLAGS))
+def test_preview_flags_never_give_a_traceback(capsys, tmp_path, flag, value):
+    missing = str(tmp_path / "no-such-dataset")
+    error = run(capsys, ["preview", "--data", missing, "--out", str(tmp_path / "out"), "--size", "32", flag, value])
+    if not PREVIEW_FLAGS[flag](value):
+        assert "no-such-dataset" not in error, error  # rejected before the dataset was opened
+        assert flag in error or "s_min" in error or "s_max" in error or "patch size" in error, error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", BAD)
+@pytest.mark.parametrize("flag", sorted(TRAIN_FLAGS))
+def test_train_flags_never_give_a_traceback(capsys, tmp_path, flag, value):
+    missing = str(tmp_path / "no-such-dataset")
+    error = run(capsys, ["train", "--data", missing, "--out", str(tmp_path / "run"), flag, value])
+    if not TRAIN_FLAGS[flag](value):
+        assert "no-such-dataset" not in error and flag in error, error
+    else:
+        assert "cannot read dataset" in error, error
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_patch_range_below_the_patch_size_is_one_line(capsys, tmp_path):
+    # Passes every flag's own bounds, but the tiny preset's patch stream starts at S = p = 32.
+    error = run(capsys, ["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--stage", "patch",
+                         "--teacher", str(tmp_path / "ckpt.pt"), "--s-max", "16", "--preset", "tiny"])
+    assert "s_max 16.0 is below s_min 32" in error
+    error = run(capsys, ["preview", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "o"), "--size", "32",
+                         "--s-min", "64", "--s-max", "48"])
+    assert "s_max 48.0 is below s_min 64" in error
+
+
+@pytest.mark.parametrize("setting", ["kimg", "tick_kimg", "lr_g", "lr_d", "gamma", "teacher_weight", "ema_kimg"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -1.0])
+def test_the_config_tree_rejects_what_no_setting_means(setting, value):
+    """Library callers skip the flag parsers; the config still stops a value that would overflow
+    a step count or turn the weights into nan, with a ConfigError (a one-line user error)."""
+    with pytest.raises(ConfigError, match=setting):
+        dataclasses.replace(PRESETS["tiny"], **{setting: value})

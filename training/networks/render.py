@@ -1,0 +1,91 @@
+"""Rendering a generator through the patch transform T (DESIGN.md 3), in one place.
+
+Every torch op that samples the canvas goes through `pixel_grid`, the torch twin of
+`geometry.pixel_centres`; every view's T comes from `geometry.patch_transform`. The identity view
+(the whole canvas at R, T = I) is what the global stage, the teacher and the sample grids render.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..geometry import patch_transform
+
+if TYPE_CHECKING:  # the generator imports pixel_grid from here
+    from .generator import Generator
+
+
+def pixel_grid(size: int, device: torch.device, margin: int = 0) -> torch.Tensor:
+    """Homogeneous patch coordinates (h, w, 3) of the centres of pixels i in [-margin, size + margin)
+    of a size x size patch: pixel i's centre is at (i + 0.5) / size - 0.5."""
+    i = torch.arange(-margin, size + margin, device=device, dtype=torch.float32)
+    t = (i + 0.5) / size - 0.5
+    v, u = torch.meshgrid(t, t, indexing="ij")
+    return torch.stack([u, v, torch.ones_like(u)], -1)
+
+
+def view(batch: int, scale: float, size: int, device: torch.device, cu: float = 0.0,
+         cv: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, S) for `batch` samples that all see the size x size window centred at (cu, cv) at scale S."""
+    t = torch.from_numpy(patch_transform(scale, cu, cv, size)).to(device).expand(batch, 3, 3)
+    return t, torch.full((batch,), float(scale), device=device)
+
+
+def identity_view(batch: int, resolution: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole canvas at R: S = p = R, so T is the identity."""
+    return view(batch, resolution, resolution, device)
+
+
+def render_full(g: Generator, ws: torch.Tensor, scale: int, tile: int | None = None) -> torch.Tensor:
+    """The canvas at resolution `scale`: in one pass, or assembled from tile x tile patches.
+
+    Tile (a, b) covers pixels [a*tile, (a+1)*tile) of the full image, so its window centre sits at
+    ((a + 0.5) * tile / S - 0.5) in canvas units; `scale` must be a multiple of `tile`.
+    """
+    b = ws.shape[0]
+    if tile is None or tile >= scale:
+        return g.synthesis(ws, *identity_view(b, scale, ws.device), scale)
+    assert scale % tile == 0, "the image side must be a whole number of tiles"
+    n = scale // tile
+    s = torch.full((b,), float(scale), device=ws.device)
+    centres = [(k + 0.5) * tile / scale - 0.5 for k in range(n)]
+    rows = []
+    for cv in centres:
+        t = torch.from_numpy(np.stack([patch_transform(scale, cu, cv, tile) for cu in centres])).to(ws.device)
+        # All tiles of a row in one batch: (n * b) patches.
+        tiles = g.synthesis(ws.repeat(n, 1, 1), t.repeat_interleave(b, 0), s.repeat(n), tile)
+        rows.append(torch.cat(tiles.split(b), dim=3))
+    return torch.cat(rows, dim=2)
+
+
+DISPLAY_SIDE = 128
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample_grid(g: Generator, z: torch.Tensor, patch_size: int, zooms: tuple[float, ...] = (2.0, 4.0)) -> np.ndarray:
+    """Rows: one latent each. Columns: the global canvas at R, then centred p x p patches at
+    S = zoom * R (the same latent seen closer)."""
+    b, r = z.shape[0], g.cfg.resolution
+    ws = g.mapping(z)
+    columns = [g.synthesis(ws, *identity_view(b, r, z.device), r)]
+    for zoom in zooms:
+        columns.append(g.synthesis(ws, *view(b, zoom * r, patch_size, z.device), patch_size))
+    # Tiny presets render 16-32 px: enlarge by a whole factor (nearest) so a person can see them.
+    side = max(r, patch_size) * max(1, -(-DISPLAY_SIDE // max(r, patch_size)))
+    cells = [[np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.NEAREST))
+              for img in to_uint8(col)] for col in columns]
+    gap = 2
+    grid = np.full((b * (side + gap) - gap, len(columns) * (side + gap) - gap, 3), 255, np.uint8)
+    for c, col in enumerate(cells):
+        for row, img in enumerate(col):
+            y, x = row * (side + gap), c * (side + gap)
+            grid[y:y + side, x:x + side] = img
+    return grid
