@@ -62,7 +62,7 @@ def current_rss_kb() -> int:
 
 def child(args) -> None:
     """Runs one search; prints one json line."""
-    from curation.hamming import brute_force, within
+    from curation.dedup.hamming import brute_force, within
 
     h, left, right, distances = make_hashes(args.n, args.radius, args.planted, hot=args.hot)
     if args.kind in ("brute", "subset"):

@@ -14,17 +14,19 @@ from pathlib import Path
 
 from rich.console import Console
 
+from shards.admission import FilterConfig
 from shards.console import float_above, int_at_least, parse_size, run_command
 from shards.manifest import MANIFEST_NAME
+from shards.pack import REJECTS_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES
 
-from .fetch import WorkerConfig
-from .flickr_cli import add_flickr_commands
+from .dedup import DEFAULT_RADIUS
+from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
 from .http import FetchConfig
-from .neardup import DEFAULT_RADIUS
-from .pipeline import CurateConfig, curate, prepare, status
-from .validate import FilterConfig
+from .pipeline import CurateConfig, prepare, run, status
+from .sources.flickr.cli import add_flickr_commands
+from .workdir import WorkDir
 
 PROG = "anyres-curate"
 
@@ -44,9 +46,10 @@ def config_from_args(args: argparse.Namespace) -> CurateConfig:
                         retries=args.retries, backoff=args.backoff, max_bytes=args.max_bytes,
                         per_host=args.per_host)
     filters = FilterConfig(min_side=args.min_side, max_pixels=args.max_pixels, max_aspect=args.max_aspect)
-    worker = WorkerConfig(fetch=fetch, filters=filters, threads=args.threads)
-    from .dedup import ExactDedup
-    from .neardup import ExcludeNear, NearDedup
+    # staging shards are private to a run: they grow to hold the largest file allowed
+    worker = WorkerConfig(fetch=fetch, filters=filters, threads=args.threads,
+                          staging_shard_bytes=max(STAGING_SHARD_BYTES, room_for(args.max_bytes)))
+    from .dedup import ExactDedup, ExcludeNear, NearDedup
 
     others = tuple(u if "://" in u else str(Path(u).absolute()) for u in args.exclude)
     exclude = (ExcludeNear(others, args.dedup_radius),) if others else ()
@@ -56,14 +59,14 @@ def config_from_args(args: argparse.Namespace) -> CurateConfig:
 
 def make_source(args: argparse.Namespace):
     if args.command in ("flickr", "flickr-ids"):
-        from .flickr_cli import make_flickr_source
+        from .sources.flickr.cli import make_flickr_source
 
         return make_flickr_source(args)
     if args.command == "folder":
-        from .sources import FolderSource
+        from .sources.folder import FolderSource
 
         return FolderSource(str(Path(args.input).absolute()))
-    from .urllist import UrlListSource, default_columns
+    from .sources.urllist import UrlListSource, default_columns
 
     given = {"license": args.license_col, "owner": args.owner_col, "title": args.title_col}
     columns = default_columns(str(Path(args.input).absolute()), args.url_col, given)
@@ -86,32 +89,31 @@ def cmd_curate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     source = make_source(args)
     out = Path(args.out).absolute()
-    run = curate
+    ready, go = prepare, run
     if args.add:
-        from .incremental import add, prepare_add
+        from .incremental import prepare_add, run_add
 
-        run, ready = add, lambda *a: prepare_add(*a) is None
-    else:
-        ready = prepare
-    # Checked before Ray starts: a wrong --out should cost no cluster start-up.
-    if ready(out, source, config, args.restart):
+        ready, go = prepare_add, run_add
+    # Prepared before Ray starts: a wrong --out should cost no cluster start-up.
+    work = ready(out, source, config, args.restart)
+    if work is None:
         manifest = json.loads((out / MANIFEST_NAME).read_bytes())
     else:
         engine = make_engine(args)
         try:
-            manifest = run(source, out, config, engine, events=LiveEvents(Console(stderr=True)))
+            manifest = go(source, out, work, config, engine, LiveEvents(Console(stderr=True)))
         finally:
             engine.close()
     Console().print(summary_table(manifest))
-    print(f"wrote {manifest['num_samples']} samples to {args.out}; rejects in {args.out}/work/rejects.parquet")
+    print(f"wrote {manifest['num_samples']} samples to {args.out}; rejects in {Path(args.out) / REJECTS_NAME}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     report = status(args.dataset)
-    from .flickr_journal import discovery_status
+    from .sources.flickr.journal import discovery_status
 
-    if flickr := discovery_status(Path(args.dataset).absolute() / "work"):
+    if flickr := discovery_status(WorkDir.of(Path(args.dataset).absolute()).root):
         report["flickr"] = flickr
     if args.json:
         print(json.dumps(report, indent=2))

@@ -21,6 +21,7 @@ from shards import DatasetError
 
 from .fetch import Slice, WorkerConfig, run_slice
 from .sources import Source
+from .workdir import WorkDir
 
 Progress = Callable[[dict[str, int]], None]
 Done = Callable[[dict[str, Any]], None]
@@ -30,7 +31,7 @@ OBJECT_STORE_BYTES = 200 * 2**20  # slices carry item lists only; image bytes ne
 class Engine(Protocol):
     workers: int
 
-    def run(self, slices: Iterable[Slice], work: str, source: Source, config: WorkerConfig,
+    def run(self, slices: Iterable[Slice], work: WorkDir, source: Source, config: WorkerConfig,
             progress: Progress, done: Done) -> None: ...
 
     def close(self) -> None: ...

@@ -1,6 +1,6 @@
 """One fetch task: a slice of the input in, a staging dataset and its rejects out.
 
-A slice is written to a private folder `work/staging/slice-NNNNNN.part-<random>/` as a complete
+A slice is written to a private folder `staging/slice-NNNNNN.part-<random>/` as a complete
 dataset of its own (shards, index, manifest, through `shards.DatasetWriter`), then its rejects,
 then `done.json`; the folder is then renamed to `slice-NNNNNN`, which commits it. A committed
 slice is never redone; an uncommitted one is redone from scratch, so a killed run loses nothing
@@ -11,7 +11,6 @@ Ray worker) from writing into the folder its rerun writes.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -26,20 +25,28 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shards import DatasetWriter, WriterConfig
-from shards.atomic import atomic_write
+from shards.admission import FilterConfig, admit, sample_meta
+from shards.atomic import atomic_write, atomic_write_parquet
 from shards.probe import ProbeError
+from shards.schema import SampleMeta
 
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
 from .sources import Source
-from .validate import FilterConfig, admit
+from .workdir import DONE_NAME, SLICE_REJECTS, WorkDir, read_done
 
-DONE_NAME = "done.json"
-SLICE_REJECTS = "rejects.parquet"
 REPORT_EVERY = 0.5  # seconds between progress reports from a task
+
+
+STAGING_SHARD_BYTES = 256 * 2**20
+SAMPLE_ROOM = 64 * 1024  # a sample's two tar headers and its json, beyond the file itself
+
+
+def room_for(max_file_bytes: int) -> int:
+    """The smallest shard bound that holds a file of `max_file_bytes`."""
+    return max_file_bytes + SAMPLE_ROOM
 
 
 @dataclass(frozen=True)
@@ -50,28 +57,13 @@ class WorkerConfig:
     decoders: int = 2  # decodes at once per worker: a worker owns one CPU, and a progressive
     # JPEG's decode holds its whole coefficient array: more would add memory, not speed; two
     # let one decode run while the other thread does its Python parts (hashing, writing)
-    staging_shard_bytes: int = 256 * 2**20
-
-    def __post_init__(self) -> None:
-        if self.staging_shard_bytes < self.fetch.max_bytes + 64 * 1024:  # room for any one sample
-            object.__setattr__(self, "staging_shard_bytes", self.fetch.max_bytes + 64 * 1024)
+    staging_shard_bytes: int = STAGING_SHARD_BYTES  # checked with the final bound, by CurateConfig
 
 
 @dataclass(frozen=True)
 class Slice:
     number: int
     items: tuple[Item, ...]
-
-
-def slice_dir(work: Path, number: int) -> Path:
-    return work / "staging" / f"slice-{number:06d}"
-
-
-def read_done(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / DONE_NAME).read_bytes())
-    except FileNotFoundError:
-        return None
 
 
 def ordered_map(fn: Callable[[Item], Any], items: Iterable[Item], threads: int) -> Iterator[Any]:
@@ -87,6 +79,14 @@ def ordered_map(fn: Callable[[Item], Any], items: Iterable[Item], threads: int) 
             yield pending.popleft().result()
 
 
+def item_meta(item: Item, data: bytes, filters: FilterConfig) -> SampleMeta:
+    """The sample's metadata, or ProbeError with the reason it is rejected."""
+    provenance = dict(item.provenance)
+    if item.source == "url":
+        provenance.setdefault("url", item.source_id)
+    return sample_meta(admit(data, filters), item.key, item.source, item.source_id, provenance, item.extra)
+
+
 def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfig,
             cpu: threading.Semaphore | None = None):
     """(meta, data) of a kept item, or its reject record."""
@@ -95,16 +95,16 @@ def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfi
     try:
         data = open_item(item)
         with cpu or contextlib.nullcontext():
-            return admit(item, data, filters), data
+            return item_meta(item, data, filters), data
     except (FetchError, ProbeError) as exc:
         return reject_record(item, exc.reason, exc.detail)
     except Exception as exc:  # one odd file must not stop a scrape of millions; it is counted
         return reject_record(item, "internal-error", f"{type(exc).__name__}: {exc}")
 
 
-def run_slice(work: str, task: Slice, source: Source, config: WorkerConfig,
+def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
               report: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
-    final = slice_dir(Path(work), task.number)
+    final = work.slice(task.number)
     done = read_done(final)
     if done is not None:
         return done
@@ -163,14 +163,5 @@ def commit(folder: Path, final: Path, done: dict[str, Any]) -> dict[str, Any]:
     return done
 
 
-def clear_parts(work: Path) -> None:
-    """Remove what unfinished attempts left behind."""
-    for part in (work / "staging").glob("slice-*.part-*"):
-        shutil.rmtree(part, ignore_errors=True)
-
-
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA), sink)
-    atomic_write(path, sink.getvalue())
-
+    atomic_write_parquet(path, pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA))

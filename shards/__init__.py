@@ -5,6 +5,7 @@ See DESIGN.md section 2. This package imports neither torch nor ray.
 
 from .errors import DatasetError
 from .index import IndexFilter
+from .limits import Limits
 from .reader import Dataset, Sample, iter_shard_urls
 from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta, check_key
 from .writer import DatasetWriter, WriterConfig
@@ -18,6 +19,7 @@ __all__ = [
     "DatasetWriter",
     "FormatError",
     "IndexFilter",
+    "Limits",
     "Sample",
     "SampleMeta",
     "UserError",

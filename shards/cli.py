@@ -8,26 +8,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
-from .console import int_at_least, parse_size, progress_bar, run_command
+from .console import (
+    float_between,
+    int_at_least,
+    int_between,
+    printable,
+    printable_json,
+    progress_bar,
+    run_command,
+    size_between,
+)
 from .errors import DatasetError
 from .index import IndexFilter
 from .probe import DEFAULT_MAX_PIXELS
 from .reader import Dataset
 from .schema import check_key
 from .stats import summarize
-from .writer import DEFAULT_SHARD_BYTES, WriterConfig
+from .writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES, WriterConfig
 
 PROG = "anyres-shards"
+MAX_SIDE = 2**31 - 1  # the index stores sides as int32
+side = int_between(0, MAX_SIDE)
+megapixels = float_between(0, MAX_SIDE**2 / 1e6, low_open=False)
+shard_size = size_between(MIN_SHARD_BYTES)
+
+
+def root_hash_arg(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text.strip()):
+        raise argparse.ArgumentTypeError(f"not a root hash (64 hex digits): {text[:80]!r}")
+    return text.strip().lower()
 
 
 def add_filter_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection (every given criterion must hold)")
-    group.add_argument("--min-side", type=int, help="keep images whose shorter side is at least this")
-    group.add_argument("--max-side", type=int, help="keep images whose longer side is at most this")
-    group.add_argument("--min-megapixels", type=float, help="keep images of at least this many megapixels")
+    group.add_argument("--min-side", type=side, help="keep images whose shorter side is at least this")
+    group.add_argument("--max-side", type=side, help="keep images whose longer side is at most this")
+    group.add_argument("--min-megapixels", type=megapixels, help="keep images of at least this many megapixels")
     group.add_argument("--license", action="append", default=[], help="keep this licence (repeatable)")
     group.add_argument("--source", action="append", default=[], choices=("flickr", "url", "folder"))
     group.add_argument("--format", action="append", default=[], help="keep this format, e.g. jpeg (repeatable)")
@@ -50,15 +70,16 @@ def filter_from_args(args: argparse.Namespace) -> IndexFilter:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .render import info_report, print_report
+    from .render import info_report, print_report, root_line
 
     ds = Dataset(args.dataset)
     stats = summarize(ds.index)
     if args.json:
         manifest = {k: v for k, v in ds.manifest.items() if k != "shards"}
-        print(json.dumps({**manifest, "stats": stats}, indent=2))
+        print(json.dumps({**manifest, "stats": stats}, indent=2))  # ensure_ascii: escapes controls
     else:
         print_report(info_report(ds.manifest, stats))
+        print(root_line(ds.manifest))
     return 0
 
 
@@ -70,20 +91,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
     columns = ["key", "width", "height", "format", "license", "shard"]
     for row in rows.select(columns).to_pylist():
         size = f"{row['width']}x{row['height']}"
-        print(f"{row['key']}\t{size}\t{row['format']}\t{row['license'] or '-'}\t{row['shard']}")
+        fields = (row["key"], size, row["format"], row["license"] or "-", row["shard"])
+        print("\t".join(printable(f) for f in fields))  # dataset text: escape control characters
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     ds = Dataset(args.dataset)
-    sample = ds.get(check_key(args.key))
+    key = check_key(args.key)
+    sample = ds.get(key)
     doc = json.loads(sample.meta.to_json_bytes())
-    print(json.dumps({**doc, "shard": sample.shard, "offset": sample.offset}, indent=2, ensure_ascii=False))
+    print(printable_json({**doc, "shard": sample.shard, "offset": sample.offset}))
     if args.output:
         from .export import write_sample_image
 
-        path = write_sample_image(sample, args.output, apply_orientation=args.orient)
-        print(f"wrote {path}", file=sys.stderr)
+        # Named from the key asked for and the index's extension, both checked: never from the json.
+        path = write_sample_image(sample, args.output, key, ds.row(key)["ext"], apply_orientation=args.orient)
+        print(f"wrote {printable(path)}", file=sys.stderr)
     return 0
 
 
@@ -92,15 +116,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     total = Dataset(args.dataset).manifest["num_samples"]
     with progress_bar("verify" + (" --deep" if args.deep else ""), total) as advance:
-        report = verify_dataset(args.dataset, deep=args.deep, progress=advance)
+        report = verify_dataset(args.dataset, deep=args.deep, progress=advance, expect=args.expect)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.to_dict(), indent=2))  # ensure_ascii: escapes control characters
     else:
         for problem in report.problems:
-            print(problem)
+            print(printable(problem))
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
         print(f"{verdict}: {report.samples_checked} samples in {report.shards_checked} shards checked"
-              + (" (deep)" if args.deep else ""))
+              + (" (deep)" if args.deep else "")
+              + (", root hash as expected" if args.expect and report.ok else ""))
+        print(f"root hash {report.root_hash or 'not computed: a shard could not be read through'}")
+        for note in report.notes:
+            print(f"note: {printable(note)}", file=sys.stderr)
     return 0 if report.ok else 1
 
 
@@ -108,7 +136,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_dataset
 
     ds = Dataset(args.dataset)
-    path = plot_dataset(ds.index, args.output, title=str(ds.manifest.get("name")))
+    # The name is dataset text: escaped, and its "$" kept from starting matplotlib's mathtext.
+    title = printable(ds.manifest.get("name"))[:200].replace("$", r"\$")
+    path = plot_dataset(ds.index, args.output, title=title)
     print(f"wrote {path}")
     return 0
 
@@ -168,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="one line per sample: key, size, format, licence, shard")
     p.add_argument("dataset", metavar="DATASET")
     add_filter_flags(p)
-    p.add_argument("--limit", type=int_at_least(0), help="print at most this many lines")
+    p.add_argument("--limit", type=int_between(0, 2**63 - 1), help="print at most this many lines")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="a sample's metadata, and its image written out with -o")
@@ -184,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("--deep", action="store_true", help="also decode every image, check sha256, size, phash")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--expect", type=root_hash_arg, metavar="ROOT",
+                   help="also require this root hash (64 hex digits, as its publisher announced it): "
+                   "proves the dataset is exactly that one")
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("plot", help="PNG: width vs height, min-side histogram, megapixel CDF")
@@ -194,16 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grid", help="PNG contact sheet of random samples, native size written on each")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
-    p.add_argument("--n", type=int_at_least(1), default=36, help="number of samples (default 36)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the selection (default 0)")
-    p.add_argument("--thumb", type=int_at_least(16), default=256, help="cell size in pixels (default 256)")
+    p.add_argument("--n", type=int_between(1, 400), default=36, help="number of samples, at most 400 (default 36)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed for the selection (default 0)")
+    p.add_argument("--thumb", type=int_between(16, 1024), default=256,
+                   help="cell size in pixels, 16 to 1024 (default 256)")
     p.set_defaults(run=cmd_grid)
 
     p = sub.add_parser("subset", help="new dataset from selected samples, bytes copied untouched")
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("out", metavar="OUT", help="a new local folder")
     add_filter_flags(p)
-    p.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+    p.add_argument("--shard-size", type=shard_size, default=DEFAULT_SHARD_BYTES,
                    help="byte bound per shard, headers included (default 1GB)")
     p.add_argument("--name", help="dataset name (default: the folder name)")
     p.set_defaults(run=cmd_subset)
@@ -211,12 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pack", help="store a local folder of images, untouched, as a dataset")
     p.add_argument("folder", metavar="DIR")
     p.add_argument("out", metavar="OUT", help="a new local folder")
-    p.add_argument("--min-side", type=int, default=1, help="reject images whose shorter side is below this")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="decompression-bomb guard")
+    p.add_argument("--min-side", type=side, default=1, help="reject images whose shorter side is below this")
+    p.add_argument("--max-pixels", type=int_between(1, MAX_SIDE**2), default=DEFAULT_MAX_PIXELS, help="decompression-bomb guard")
     p.add_argument("--attribution", type=Path, metavar="FILE.csv",
                    help="provenance per file: a 'path' column (relative to DIR) and any of "
                    "license, license_url, owner, title, date_taken, url")
-    p.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+    p.add_argument("--shard-size", type=shard_size, default=DEFAULT_SHARD_BYTES,
                    help="byte bound per shard, headers included (default 1GB)")
     p.add_argument("--name", help="dataset name (default: the folder name)")
     p.set_defaults(run=cmd_pack)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import re
@@ -30,6 +31,16 @@ def parse_size(text: str) -> int:
     if not value <= MAX_SIZE_BYTES:
         raise argparse.ArgumentTypeError(f"size too large: {text!r} (at most 1 PiB)")
     return int(value)
+
+
+def size_between(low: int, high: int = MAX_SIZE_BYTES) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = parse_size(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high} bytes, got {text!r}")
+        return value
+
+    return parse
 
 
 def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -78,6 +89,36 @@ def float_above(low: float) -> Callable[[str], float]:
 positive_float = float_above(0)
 
 
+# C0 and C1 control characters, DEL, and the Unicode controls that reorder or hide text (bidi
+# overrides, zero-width marks, line and paragraph separators).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: object) -> str:
+    """Text from a dataset, safe to print: control characters become visible escapes, so a
+    shard name or a licence cannot clear the screen, move the cursor or fake an "OK" line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", str(text))
+
+
+_CONTROL_NON_ASCII = re.compile("[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable_json(doc: object) -> str:
+    """Indented JSON that stays valid and readable, with every control character escaped
+    (json escapes those below 0x20 itself; the rest become \\uXXXX here)."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    return _CONTROL_NON_ASCII.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `PROG CMD: error: argument --x: ... (see --help)`,
+    exit code 2, instead of the usage block above it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 @contextlib.contextmanager
 def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A bar on stderr, shown from the first step on: a call that fails before any work
@@ -114,7 +155,8 @@ def run_command(prog: str, args: argparse.Namespace, interrupted: str = "interru
     try:
         return args.run(args)
     except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        # One line, escaped: messages quote dataset text (names, values) and library errors.
+        print(f"{prog}: error: {printable(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `anyres-shards ls ... | head`
         _silence_stdout()

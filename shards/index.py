@@ -1,7 +1,12 @@
-"""`index.parquet`: one row per sample, and the filters that select rows from it."""
+"""`index.parquet`: one row per sample, and the filters that select rows from it.
+
+The index is read whole, so it is bounded first (SECURITY.md): its file size, and its rows and
+decoded size as the parquet footer states them, before a single column is decoded.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -9,26 +14,71 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .limits import Limits
 from .location import DatasetError, Location
 from .manifest import INDEX_NAME
 from .schema import INDEX_SCHEMA
 
 
-def read_index(loc: Location) -> pa.Table:
+@dataclass(frozen=True)
+class IndexFile:
+    table: pa.Table
+    sha256: str  # of the file's bytes, for the dataset's root hash
+    nbytes: int
+
+
+ROW_SLACK = 1000  # rows an index may hold beyond the manifest's num_samples before it is refused
+
+
+def _check_bounds(meta: pq.FileMetaData, nbytes: int, limits: Limits, where: str, num_samples: int | None) -> None:
+    # From the footer alone, before any column is decoded: a small file can claim millions of
+    # rows or gigabytes of strings, and decoding it would take the memory first.
+    rows = meta.num_rows
+    if num_samples is not None and rows > num_samples + ROW_SLACK:
+        raise DatasetError(f"index {where} has {rows} rows, but the manifest says {num_samples} samples")
+    if rows > limits.max_samples:
+        raise DatasetError(f"index {where} has {rows} rows, over the bound of {limits.max_samples} "
+                           "(SECURITY.md: limits, ANYRES_MAX_SAMPLES)")
+    if rows > nbytes // limits.min_index_bytes_per_row:
+        raise DatasetError(f"corrupt index {where}: {rows} rows in {nbytes} bytes is fewer than "
+                           f"{limits.min_index_bytes_per_row} bytes a row, which no real index is")
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if decoded > limits.max_index_memory:
+        raise DatasetError(f"index {where} decodes to {decoded} bytes, over the bound of "
+                           f"{limits.max_index_memory} (ANYRES_MAX_INDEX_MEMORY)")
+
+
+def _arrow_owned(raw: bytes) -> pa.Buffer:
+    # A copy in Arrow's own memory, never a view of the Python bytes: Arrow's worker threads
+    # may drop the last reference to what they read after `main` has returned, and releasing
+    # a Python object takes the GIL, which a thread cannot get once the interpreter exits:
+    # CPython ends it with pthread_exit inside a C++ destructor, and libstdc++ aborts the
+    # process ("terminate called without an active exception", exit 134, under load).
+    sink = pa.BufferOutputStream()
+    sink.write(raw)
+    return sink.getvalue()
+
+
+def read_index(loc: Location, num_samples: int | None = None) -> IndexFile:
     if not loc.exists(INDEX_NAME):
         raise DatasetError(f"dataset has no {INDEX_NAME}: {loc.url}")
-    raw = loc.read_bytes(INDEX_NAME)
+    where = loc.display(INDEX_NAME)
+    raw = loc.read_file(INDEX_NAME, loc.limits.max_index_bytes)
     try:
-        table = pq.read_table(io.BytesIO(raw))
-    except (pa.ArrowException, OSError) as exc:
-        raise DatasetError(f"corrupt index {loc.display(INDEX_NAME)}: {exc}") from None
-    missing = [name for name in INDEX_SCHEMA.names if name not in table.column_names]
-    if missing:
-        raise DatasetError(f"corrupt index {loc.display(INDEX_NAME)}: missing columns {missing}")
-    try:
-        return table.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
-    except (pa.ArrowException, ValueError) as exc:
-        raise DatasetError(f"corrupt index {loc.display(INDEX_NAME)}: {exc}") from None
+        parquet = pq.ParquetFile(pa.BufferReader(_arrow_owned(raw)))
+        _check_bounds(parquet.metadata, len(raw), loc.limits, where, num_samples)
+        table = parquet.read()
+        missing = [name for name in INDEX_SCHEMA.names if name not in table.column_names]
+        if missing:
+            raise DatasetError(f"corrupt index {where}: missing columns {missing}")
+        table = table.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+        table.validate(full=True)  # e.g. invalid UTF-8 in a string column
+    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
+        raise DatasetError(f"corrupt index {where}: {str(exc)[:300]}") from None
+    nulls = [f.name for f in INDEX_SCHEMA if not f.nullable and table[f.name].null_count]
+    if nulls:
+        raise DatasetError(f"corrupt index {where}: nulls in required columns {nulls}")
+    return IndexFile(table, hashlib.sha256(raw).hexdigest(), len(raw))
 
 
 def index_table(rows: list[dict]) -> pa.Table:

@@ -1,33 +1,38 @@
 """Store a folder of image files, untouched, as a dataset: serial and local.
 
 The simplest way in (and the demo's): every file is probed, admitted or recorded as a reject
-with its reason. `anyres-curate` is the scalable path, with Ray, downloads, resumption and
-near-duplicate removal; this one suits a folder that is already clean.
+with its reason, by the same policy as `anyres-curate` (`shards.admission`). `anyres-curate` is
+the scalable path, with Ray, downloads, resumption and near-duplicate removal; this one suits a
+folder that is already clean (exact copies are dropped, the first one walked is kept).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
-import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .atomic import atomic_write
+from .admission import (
+    IMAGE_SUFFIXES,
+    FilterConfig,
+    FolderEntry,
+    admit,
+    file_key,
+    read_file,
+    sample_meta,
+    walk_images,
+)
+from .atomic import atomic_write_parquet
 from .errors import DatasetError
 from .manifest import WORK_DIR
-from .probe import DEFAULT_MAX_PIXELS, ProbeError, probe_image
-from .schema import SampleMeta
+from .probe import DEFAULT_MAX_PIXELS, ProbeError
 from .writer import DEFAULT_SHARD_BYTES, DatasetWriter, WriterConfig
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
 REJECTS_NAME = f"{WORK_DIR}/rejects.parquet"
 REJECT_SCHEMA = pa.schema([("source_id", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
 
@@ -39,6 +44,10 @@ class PackConfig:
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     name: str | None = None
     attribution: str | None = None  # CSV: a `path` column (relative to the folder) + ATTRIBUTION_COLUMNS
+
+    @property
+    def filters(self) -> FilterConfig:
+        return FilterConfig(min_side=self.min_side, max_pixels=self.max_pixels)
 
 
 ATTRIBUTION_COLUMNS = ("license", "license_url", "owner", "title", "date_taken", "url")
@@ -64,17 +73,9 @@ def read_attribution(csv_path: str) -> dict[str, dict[str, str]]:
         raise DatasetError(f"cannot read {csv_path}: {exc.strerror}") from None
 
 
-def file_key(relative_path: str) -> str:
-    return "file-" + hashlib.sha1(relative_path.encode()).hexdigest()[:20]
-
-
-def image_files(folder: Path) -> Iterator[Path]:
-    """Image files under `folder`, sorted; symlinked folders are not followed (no loops)."""
-    for parent, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                yield Path(parent) / name
+def image_files(folder: Path) -> list[FolderEntry]:
+    """What `pack_folder` looks at: the shared folder policy (`shards.admission`)."""
+    return list(walk_images(folder))
 
 
 def pack_folder(
@@ -84,7 +85,7 @@ def pack_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"not a folder: {folder}")
-    files = list(image_files(folder))
+    files = image_files(folder)
     if not files:
         raise DatasetError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     attribution = read_attribution(config.attribution) if config.attribution else {}
@@ -92,15 +93,14 @@ def pack_folder(
     kept_by_sha: dict[str, str] = {}
     writer_config = WriterConfig(max_shard_bytes=config.max_shard_bytes, name=config.name)
     with DatasetWriter(out, writer_config) as writer:
-        for path in files:
-            relative = path.relative_to(folder).as_posix()
-            meta, data, reason = _admit(path, relative, config, attribution.get(relative, {}))
+        for entry in files:
+            meta, data, reason = _admit(entry, config, attribution.get(entry.relative, {}))
             if meta is not None and meta.sha256 in kept_by_sha:
                 meta, reason = None, ("duplicate", f"same bytes as {kept_by_sha[meta.sha256]}")
             if meta is None:
-                rejects.append({"source_id": relative, "reason": reason[0], "detail": reason[1]})
+                rejects.append({"source_id": entry.relative, "reason": reason[0], "detail": reason[1]})
             else:
-                kept_by_sha[meta.sha256] = relative
+                kept_by_sha[meta.sha256] = entry.relative
                 writer.add(meta, data)
             if progress:
                 progress(1)
@@ -118,29 +118,19 @@ def pack_folder(
         )
 
 
-def _admit(path: Path, relative: str, config: PackConfig, provenance: dict[str, str]):
+def _admit(entry: FolderEntry, config: PackConfig, provenance: dict[str, str]):
+    if entry.error is not None:
+        return None, None, entry.error
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, None, ("unreadable", exc.strerror or str(exc))
-    try:
-        info = probe_image(data, max_pixels=config.max_pixels)
+        data = read_file(entry.path)
+        info = admit(data, config.filters)
     except ProbeError as exc:
         return None, None, (exc.reason, exc.detail)
-    if min(info.width, info.height) < config.min_side:
-        return None, None, ("too-small", f"{info.width}x{info.height} below min side {config.min_side}")
-    if info.frames > 1:
-        return None, None, ("animated", f"{info.frames} frames")
-    meta = SampleMeta(
-        key=file_key(relative), width=info.width, height=info.height, orientation=info.orientation,
-        format=info.format, ext=info.ext, mode=info.mode, nbytes=info.nbytes, sha256=info.sha256,
-        phash=info.phash, source="folder", source_id=relative, **{"title": path.stem, **provenance},
-    )
+    meta = sample_meta(info, file_key(entry.relative), "folder", entry.relative,
+                       {"title": Path(entry.relative).stem, **provenance})
     return meta, data, None
 
 
 def _write_rejects(root: Path, rejects: list[dict[str, str]]) -> None:
     (root / WORK_DIR).mkdir(exist_ok=True)
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA), sink)
-    atomic_write(root / REJECTS_NAME, sink.getvalue())
+    atomic_write_parquet(root / REJECTS_NAME, pa.Table.from_pylist(rejects, schema=REJECT_SCHEMA))

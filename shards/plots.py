@@ -23,6 +23,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .atomic import atomic_write
+from .limits import Limits
+from .probe import check_decode_cost
 from .reader import Dataset, Sample
 
 # The patch scales a multi-size dataset is trained at: the question a reader of these plots asks
@@ -248,6 +250,9 @@ def decode_thumbnail(data: bytes, thumb: int, apply_orientation: bool = True) ->
         # Stored images were admitted by curation under its own pixel limit, not Pillow's.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
+            # Bounded before decoding (pixels, progressive scans): the dataset may be hostile.
+            limits = Limits.from_env()
+            check_decode_cost(image, data, limits.max_pixels, limits.max_jpeg_scans)
             # JPEG then decodes at 1/2, 1/4 or 1/8 scale inside the DCT, still >= thumb a side:
             # a 24 MP photo costs about what a 0.4 MP one does. Other formats ignore it.
             image.draft("RGB", (thumb, thumb))

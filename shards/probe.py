@@ -18,6 +18,9 @@ from PIL import Image, ImageOps
 from .errors import UserError
 
 DEFAULT_MAX_PIXELS = 200_000_000
+# Each scan of a progressive JPEG is a full pass over the image: thousands of tiny scans make
+# one small file cost minutes to decode. Real encoders write about 10 (mozjpeg up to ~20).
+DEFAULT_MAX_JPEG_SCANS = 100
 ORIENTATION_TAG = 0x0112
 # Orientations 5..8 rotate by 90 degrees: the displayed size swaps width and height.
 TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
@@ -60,7 +63,50 @@ def read_orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def jpeg_scans(data: bytes) -> int:
+    """Start-of-scan markers of a JPEG, found by walking its segments (so an embedded EXIF
+    thumbnail is not counted); stops at the end of the image or of the data."""
+    scans, i, n = 0, 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return scans  # not a marker where one must be: the decoder will say what is wrong
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return scans
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            # Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart.
+            while True:
+                i = data.find(b"\xff", i)
+                if i < 0 or i + 1 >= n:
+                    return scans
+                if data[i + 1] == 0 or 0xD0 <= data[i + 1] <= 0xD7:
+                    i += 2
+                    continue
+                break
+    return scans
+
+
+def check_decode_cost(image: Image.Image, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS) -> None:
+    """Refuse, before decoding, an image whose decode would cost more than the bounds allow:
+    more stored pixels than `max_pixels`, or a progressive JPEG of too many scans."""
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ProbeError("decompression-bomb", f"{width}x{height} exceeds {max_pixels} pixels")
+    if image.format in ("JPEG", "MPO") and (scans := jpeg_scans(data)) > max_jpeg_scans:
+        raise ProbeError("too-many-scans", f"progressive JPEG of {scans} scans, over the bound of {max_jpeg_scans}")
+
+
+def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS) -> ImageInfo:
     if not data:
         raise ProbeError("empty", "zero bytes")
     with warnings.catch_warnings():
@@ -73,17 +119,15 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
         except Exception as exc:
             raise ProbeError("not-an-image", f"{type(exc).__name__}: {exc}") from None
         with image:
-            return _inspect(image, data, max_pixels)
+            return _inspect(image, data, max_pixels, max_jpeg_scans)
 
 
-def _inspect(image: Image.Image, data: bytes, max_pixels: int) -> ImageInfo:
+def _inspect(image: Image.Image, data: bytes, max_pixels: int, max_jpeg_scans: int) -> ImageInfo:
     fmt = image.format or ""
     if fmt not in EXTENSIONS:
         raise ProbeError("unsupported-format", f"format {fmt or 'unknown'} is not stored")
     stored_w, stored_h = image.size
-    if stored_w * stored_h > max_pixels:
-        raise ProbeError("decompression-bomb", f"{stored_w}x{stored_h} exceeds {max_pixels} pixels")
-    orientation = read_orientation(image)
+    check_decode_cost(image, data, max_pixels, max_jpeg_scans)
     mode = image.mode
     frames = getattr(image, "n_frames", 1)
     if fmt == "JPEG":
@@ -95,6 +139,9 @@ def _inspect(image: Image.Image, data: bytes, max_pixels: int) -> ImageInfo:
         raise ProbeError("decompression-bomb", str(exc)) from None
     except Exception as exc:
         raise ProbeError("corrupt", f"{type(exc).__name__}: {exc}") from None
+    # Read after the full decode: for a PNG, getexif() itself decodes the image data, and the
+    # guarded read below would otherwise swallow a decode error as "no orientation".
+    orientation = read_orientation(image)
     oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
     width, height = (stored_h, stored_w) if orientation in TRANSPOSED_ORIENTATIONS else (stored_w, stored_h)
     return ImageInfo(

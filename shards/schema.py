@@ -30,6 +30,45 @@ class FormatError(UserError, ValueError):
     """Data that breaks the dataset format (a bad key, a missing field, a wrong type)."""
 
 
+MAX_JSON_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # strict UTF-8 has none; only \uXXXX makes them
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(data: bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON from a dataset, which may be hostile: every way it can fail is a FormatError.
+
+    Invalid UTF-8, NaN, integers too long to parse, nesting deeper than `max_depth` and lone
+    surrogates (which cannot be printed or written back) are refused here, once, so that no
+    later step meets them as a traceback.
+    """
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise FormatError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
+    if data.count(b"[") + data.count(b"{") <= max_depth and not _SURROGATE_ESCAPE.search(data):
+        return doc  # too few brackets to nest deeper, and no escape that makes a surrogate
+    stack = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > max_depth:
+            raise FormatError(f"{what} nests deeper than {max_depth} levels")
+        if isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FormatError(f"{what} holds a lone surrogate (\\ud800-\\udfff) in a string") from None
+    return doc
+
+
 def check_key(key: str) -> str:
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise FormatError(
@@ -80,6 +119,8 @@ class SampleMeta:
             # bool is an int subclass, and never a valid size or count.
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise FormatError(f"sample {self.key}: field {name!r} must be {kind.__name__}, got {value!r}")
+            if kind is int and not _INT_RANGES[name][0] <= value <= _INT_RANGES[name][1]:
+                raise FormatError(f"sample {self.key}: field {name!r} out of range: {value}")
         if self.width <= 0 or self.height <= 0:
             raise FormatError(f"sample {self.key}: non-positive size {self.width}x{self.height}")
         if not 1 <= self.orientation <= 8:
@@ -126,11 +167,7 @@ class SampleMeta:
 
     @classmethod
     def from_json_bytes(cls, data: bytes) -> SampleMeta:
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FormatError(f"sample metadata is not valid JSON: {exc}") from None
-        return cls.from_dict(doc)
+        return cls.from_dict(load_json(data, "sample metadata"))
 
 
 # Fixed columns, in index order, with their Arrow types.
@@ -162,6 +199,11 @@ _OPTIONAL = {"url", "license", "license_url", "owner", "title", "date_taken"}
 _DEFAULTS = _OPTIONAL | {"dup_count"}
 _FIELD_TYPES = {
     name: (int if pa.types.is_integer(kind) else str) for name, kind in _ARROW_TYPES.items()
+}
+# What the index columns can hold: a value outside would fail only when written or compared.
+_INT_RANGES = {
+    name: (-(2 ** (kind.bit_width - 1)), 2 ** (kind.bit_width - 1) - 1)
+    for name, kind in _ARROW_TYPES.items() if pa.types.is_integer(kind)
 }
 assert set(FIELDS) == {f.name for f in dataclasses.fields(SampleMeta)} - {"extra"}
 

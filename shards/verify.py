@@ -1,30 +1,38 @@
 """Checking that a dataset's tars, index and manifest tell the same story.
 
-`verify_dataset` streams every shard once, front to back, and compares what it finds with the
-index and the manifest; `deep` also decodes every image and recomputes its hashes with the same
-probe curation used. Findings are data, a list of `Problem`s, and a damaged shard is one more
-finding: only a dataset that cannot be opened at all raises `DatasetError`.
+`verify_dataset` streams every shard once, front to back, through the same strict member
+reader the loader and `show` use (`shards.tario`, SECURITY.md), and compares what it finds with
+the index and the manifest; `deep` also decodes every image and recomputes what curation
+recorded of it (hashes, size, orientation, mode, format) with the same probe. Every byte of
+every shard is counted and hashed as it streams, so sizes are checked whatever a server says,
+and the dataset's root hash is recomputed from what was read: `expect` pins it. Findings are
+data, a list of `Problem`s; only a dataset that cannot be opened at all raises `DatasetError`.
 """
 
 from __future__ import annotations
 
-import posixpath
-import tarfile
-from collections.abc import Callable, Iterator
+import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from .limits import Limits
 from .location import DatasetError, Location
-from .manifest import SHARD_DIR
+from .manifest import ROOT_FIELD, SHARD_DIR, root_hash
 from .probe import probe_image, sha256_hex
-from .reader import Dataset, Member, ShardError, iter_members
+from .reader import Dataset, ShardError, iter_members
 from .schema import FIELDS, FormatError, SampleMeta, check_ext, check_key
-from .tario import BLOCK, END_OF_ARCHIVE, padded, read_header
+from .tario import Member, TruncatedError, padded
 
+LOCAL_SLACK = 2**30  # bytes of a local shard read beyond its manifest size, to report what is there
 MAX_LISTED = 5  # keys named in one problem that stands for many rows
-DEEP_FIELDS = ("width", "height", "phash")  # what the probe recomputes, besides sha256
+# What the probe recomputes besides sha256: everything training reads from the metadata.
+DEEP_FIELDS = ("width", "height", "orientation", "format", "ext", "mode", "phash")
+LEGACY_NOTE = ("{url} records no root hash (it was written before datasets were pinned); "
+               "pin the root computed here with `anyres-shards verify {url} --expect {root}`, "
+               "or record it in a new copy with `anyres-shards subset {url} NEW_FOLDER`")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ class VerifyReport:
     shards_checked: int = 0
     samples_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    root_hash: str | None = None  # computed from the bytes read; None when a shard was unreadable
+    notes: list[str] = field(default_factory=list)  # not problems: what the user may want to do
 
     @property
     def ok(self) -> bool:
@@ -59,6 +69,8 @@ class VerifyReport:
             "samples_checked": self.samples_checked,
             "num_problems": len(self.problems),
             "problems": [asdict(p) for p in self.problems],
+            "root_hash": self.root_hash,
+            "notes": self.notes,
         }
 
 
@@ -93,31 +105,27 @@ def group_problem(group: list[Member]) -> str | None:
     return None
 
 
-def end_problem(tail: bytes, end: int) -> str | None:
-    """Why the bytes after the last readable member are not a proper end-of-archive."""
-    if tail == END_OF_ARCHIVE:
-        return None
-    first = tail[:BLOCK]
-    if len(first) == BLOCK and any(first):
-        # tarfile's stream mode stops quietly at a bad header after the first one.
-        try:
-            read_header(first)
-            reason = "unreadable"
-        except tarfile.HeaderError as exc:
-            reason = str(exc)
-        return f"corrupt tar header at byte {end} ({reason}): the members from there on cannot be read"
-    if len(tail) < len(END_OF_ARCHIVE):
-        return f"truncated: the file ends at byte {end + len(tail)} without an end-of-archive"
-    return f"damaged end-of-archive at byte {end}"
+class HashingReader:
+    """Counts and hashes every byte read from a shard, and reads no more than `limit` in all."""
 
+    def __init__(self, fileobj, limit: int):
+        self.fileobj = fileobj
+        self.limit = limit
+        self.count = 0
+        self.sha256 = hashlib.sha256()
 
-def read_members(loc: Location, shard: str, errors: list[Exception]) -> Iterator[Member]:
-    """A shard's members up to the first that cannot be read; that failure goes to `errors`."""
-    try:
-        with loc.open(shard) as f:
-            yield from iter_members(f)
-    except ShardError as exc:  # tar damage, or the storage failing under us
-        errors.append(exc)
+    def read(self, n: int) -> bytes:
+        data = self.fileobj.read(max(0, min(n, self.limit - self.count)))
+        self.count += len(data)
+        self.sha256.update(data)
+        return data
+
+    def drain(self) -> bool:
+        """Reads the rest, up to the limit; says whether any of it was not zero."""
+        nonzero = False
+        while chunk := self.read(1 << 22):
+            nonzero = nonzero or any(chunk)
+        return nonzero
 
 
 def missing_rows_problem(shard: str, keys: list[str], why: str) -> Problem:
@@ -150,17 +158,21 @@ def rows_by_shard(index: pa.Table) -> tuple[dict[str, list[int]], dict[str, str]
 class Verifier:
     """One pass over a dataset; holds one shard's index rows and one sample's bytes at a time."""
 
-    def __init__(self, loc: Location, manifest: dict[str, Any], index: pa.Table, deep: bool,
-                 progress: Callable[[int], None] | None):
-        self.loc = loc
-        self.manifest = manifest
-        self.index = index
+    def __init__(self, dataset: Dataset, deep: bool, progress: Callable[[int], None] | None,
+                 expect: str | None = None):
+        self.dataset = dataset
+        self.loc: Location = dataset.loc
+        self.limits: Limits = dataset.limits
+        self.manifest = dataset.manifest
+        self.index = dataset.index
         self.deep = deep
         self.progress = progress
-        self.report = VerifyReport(loc.url, deep)
-        self.rows_of_shard, self.shard_of, dupes = rows_by_shard(index)
+        self.expect = expect
+        self.report = VerifyReport(self.loc.url, deep)
+        self.rows_of_shard, self.shard_of, dupes = rows_by_shard(self.index)
         self.report.problems.extend(dupes)
         self.seen: dict[str, str] = {}  # key -> shard where it was first found
+        self.digests: dict[str, tuple[int, str] | None] = {}  # shard -> (bytes, sha256) as read
 
     def problem(self, shard: str | None, key: str | None, message: str) -> None:
         self.report.problems.append(Problem(shard, key, message))
@@ -178,60 +190,75 @@ class Verifier:
             self.report.problems.append(missing_rows_problem(shard, keys, why))
         self.check_totals(totals)
         self.check_unlisted_files(entries)
+        self.check_root()
         return self.report
 
     def check_shard(self, name: str, entry: dict[str, Any]) -> tuple[int, int] | None:
         """Samples and bytes of one shard, or None when it could not be read through."""
         taken = self.index.take(pa.array(self.rows_of_shard.pop(name, []), pa.int64()))
         rows = {row["key"]: row for row in taken.to_pylist()}
-        size = self.loc.size(name)  # None for a missing file, or a server that does not say
-        if not self.loc.exists(name):
-            self.problem(name, None, "listed in the manifest but missing")
-            result = None
+        nbytes, num_samples = entry["nbytes"], entry["num_samples"]
+        self.digests[name] = None
+        result = size = None
+        try:
+            exists = self.loc.exists(name)
+        except DatasetError as exc:  # e.g. a server redirecting to another host
+            self.problem(name, None, f"cannot read the shard: {exc}")
         else:
-            result = self.read_shard(name, rows, size)
+            if not exists:
+                self.problem(name, None, "listed in the manifest but missing")
+            else:
+                result, size = self.read_shard(name, rows, nbytes)
         if rows:
             self.report.problems.append(missing_rows_problem(name, sorted(rows), "missing from shards"))
-        nbytes, num_samples = entry.get("nbytes"), entry.get("num_samples")
         if size is not None and size != nbytes:
-            self.problem(name, None, f"manifest says {nbytes} bytes, the file has {size}")
+            shown = size if size <= nbytes else (self.loc.size(name) or f"more than {nbytes}")
+            self.problem(name, None, f"manifest says {nbytes} bytes, the file has {shown}")
         if result is not None and result != num_samples:
             self.problem(name, None, f"manifest says {num_samples} samples, the shard holds {result}")
         return None if result is None or size is None else (result, size)
 
-    def read_shard(self, name: str, rows: dict[str, dict[str, Any]], size: int | None) -> int | None:
+    def read_shard(self, name: str, rows: dict[str, dict[str, Any]], nbytes: int) -> tuple[int | None, int | None]:
+        """(samples, bytes) of one shard; samples is None when the tar could not be read through."""
         self.report.shards_checked += 1
         count = end = 0
         group: list[Member] = []
-        errors: list[Exception] = []
-        for member in read_members(self.loc, name, errors):
-            if group and member.key != group[0].key:
-                count += self.check_group(name, group, rows)
-                group = []
-            group.append(member)
-            end = member.offset + padded(len(member.data))
-        for error in errors:
+        error: Exception | None = None
+        # Read as far as the manifest says, and one byte more to tell a longer file; a local
+        # file's real size is known, so what a longer one holds is read and reported too, up to
+        # a slack (a sparse file can claim terabytes).
+        local_size = self.loc.size(name) if self.loc.kind == "local" else None
+        limit = max(nbytes, min(local_size or 0, nbytes + LOCAL_SLACK))
+        try:
+            with self.loc.open(name) as raw:
+                reader = HashingReader(raw, limit + 1)
+                try:
+                    for member in iter_members(reader, self.limits, limit):
+                        if group and member.key != group[0].key:
+                            count += self.check_group(name, group, rows)
+                            group = []
+                        group.append(member)
+                        end = member.offset + padded(len(member.data))
+                except (*ShardError, FormatError) as exc:
+                    error = exc
+                trailing = reader.drain()
+        except (*ShardError, FormatError) as exc:  # the storage failing under us
+            self.problem(name, None, f"cannot read the shard: {exc}")
+            return None, None
+        if error is not None and reader.count > limit:
+            self.problem(name, None, f"the shard runs past the manifest's {nbytes} bytes; not read further")
+        elif isinstance(error, TruncatedError):
+            self.problem(name, None, str(error))
+        elif error is not None:
             self.problem(name, None, f"unreadable tar after byte {end}: {error}")
-        complete = not errors and self.check_end(name, end, size)
+        elif trailing:
+            self.problem(name, None, "data after the end-of-archive, which no reader sees")
         # Members read before damage are still checked, but a last group the damage cut short
         # is explained by it, and is no stray of its own.
-        if group and (complete or group_problem(group) is None):
+        if group and (error is None or group_problem(group) is None):
             count += self.check_group(name, group, rows)
-        return count if complete else None
-
-    def check_end(self, name: str, end: int, size: int | None) -> bool:
-        stop = end + len(END_OF_ARCHIVE)
-        if size is not None:
-            stop = min(stop, size)  # over http, a range past the end is an error, not a short read
-        try:
-            tail = self.loc.read_bytes(name, end, stop) if stop > end else b""
-        except DatasetError as exc:
-            why = f"cannot read the end of the shard: {exc}"
-        else:
-            why = end_problem(tail, end)
-        if why:
-            self.problem(name, None, why)
-        return why is None
+        self.digests[name] = (reader.count, reader.sha256.hexdigest())
+        return (count if error is None else None), reader.count
 
     def check_group(self, shard: str, group: list[Member], rows: dict[str, dict[str, Any]]) -> int:
         """Check one WebDataset group; returns 1 when it is a sample, 0 for strays."""
@@ -239,6 +266,8 @@ class Verifier:
         for why in bad_names:
             self.problem(shard, None, why)
         structure = None if bad_names else group_problem(group)
+        if structure is None and not bad_names and group[0].ext == "json":
+            structure = f"{group[1].name} comes after {group[0].name}: the image member must come first"
         if structure:
             self.problem(shard, group[0].key, structure)
         if bad_names or structure:
@@ -250,7 +279,7 @@ class Verifier:
             self.problem(shard, key, f"key appears twice in the dataset (first {where})")
         else:
             self.seen[key] = shard
-            image, js = sorted(group, key=lambda m: m.ext == "json")
+            image, js = group
             self.check_sample(shard, image, js, row)
         self.report.samples_checked += 1
         if self.progress is not None:
@@ -280,6 +309,8 @@ class Verifier:
             self.check_image(shard, key, image.data, meta)
 
     def check_position(self, shard: str, key: str, row: dict[str, Any], image: Member) -> None:
+        # With these equal, a read by offset (show, grid, subset) meets the very headers and
+        # bytes checked here: both go through the same strict header parser.
         offset, nbytes = row["offset"], row["nbytes"]
         if offset != image.offset:
             self.problem(shard, key, f"index offset {offset}, the image data starts at byte {image.offset}")
@@ -300,7 +331,7 @@ class Verifier:
             why = f"sha256 mismatch: json says {meta.sha256}, the stored bytes have {digest}"
             self.problem(shard, key, why)
         try:
-            info = probe_image(data)
+            info = probe_image(data, self.limits.max_pixels, self.limits.max_jpeg_scans)
         except Exception as exc:  # whatever stops decoding is a finding about this image
             self.problem(shard, key, f"image does not decode: {exc}")
             return
@@ -320,17 +351,41 @@ class Verifier:
 
     def check_unlisted_files(self, entries: dict[str, dict[str, Any]]) -> None:
         # Only a local folder can be listed reliably; an http(s) prefix cannot be listed at all.
-        if not self.loc.is_local or not self.loc.exists(SHARD_DIR):
-            return
-        for path in sorted(self.loc.fs.ls(self.loc.path(SHARD_DIR), detail=False)):
-            name = posixpath.relpath(path, self.loc.root)
+        for name in self.loc.list_local(SHARD_DIR):
             if name not in entries:
                 self.problem(name, None, "shard file not listed in the manifest")
 
+    def check_root(self) -> None:
+        """Each shard's sha256 and the root hash, recomputed from the bytes read."""
+        shards = self.manifest["shards"]
+        recorded = self.manifest.get(ROOT_FIELD)
+        for entry in shards:
+            got = self.digests.get(entry["name"])
+            if got is not None and "sha256" in entry and entry["sha256"] != got[1]:
+                self.problem(entry["name"], None, f"manifest sha256 {entry['sha256']}, the file's is {got[1]}")
+            elif recorded is not None and "sha256" not in entry:
+                self.problem(entry["name"], None, "the manifest records a root hash but no sha256 for this shard")
+        if all(self.digests.get(e["name"]) is not None for e in shards):
+            index = self.dataset.index_file
+            read = [{"name": e["name"], "nbytes": self.digests[e["name"]][0], "sha256": self.digests[e["name"]][1]}
+                    for e in shards]
+            self.report.root_hash = root_hash(index.sha256, index.nbytes, read)
+        computed = self.report.root_hash
+        if recorded is not None and computed is not None and recorded != computed:
+            self.problem(None, None, f"manifest root hash {recorded}, but the index and shards give {computed}")
+        if self.expect is not None:
+            if computed is None:
+                self.problem(None, None, "cannot check --expect: a shard could not be read through")
+            elif computed != self.expect:
+                self.problem(None, None, f"root hash {computed} is not the expected {self.expect}")
+        if recorded is None and computed is not None:
+            self.report.notes.append(LEGACY_NOTE.format(url=self.loc.url, root=computed))
+
 
 def verify_dataset(
-    url: str, deep: bool = False, progress: Callable[[int], None] | None = None
+    url: str, deep: bool = False, progress: Callable[[int], None] | None = None,
+    expect: str | None = None, limits: Limits | None = None,
 ) -> VerifyReport:
-    """Check a dataset; raises DatasetError only when it cannot be opened as a dataset at all."""
-    dataset = Dataset(url)
-    return Verifier(dataset.loc, dataset.manifest, dataset.index, deep, progress).run()
+    """Check a dataset; raises DatasetError only when it cannot be opened as a dataset at all.
+    With `expect`, also check that its root hash, recomputed from every byte, is that one."""
+    return Verifier(Dataset(url, limits), deep, progress, expect).run()

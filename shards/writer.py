@@ -7,19 +7,21 @@ is a dataset only once its manifest exists.
 
 from __future__ import annotations
 
-import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import TMP_SUFFIX, atomic_write, finish, open_exclusive, tmp_path
+from .atomic import TMP_SUFFIX, finish, open_exclusive, tmp_path
+from .commit import now, write_dataset_files
 from .errors import DatasetError
 from .index import index_bytes, index_table
-from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, content_fields, manifest_bytes, shard_name
+from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, content_fields, shard_name
 from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
 from .tario import END_OF_ARCHIVE, encode_member, member_cost
 
 DEFAULT_SHARD_BYTES = 1_000_000_000
+MIN_SHARD_BYTES = 4 * 512 + len(END_OF_ARCHIVE)
 
 
 def sample_cost(meta: SampleMeta, json_bytes: bytes) -> int:
@@ -35,6 +37,7 @@ class ShardWriter:
         self.max_bytes = max_bytes
         self.tmp_path = tmp_path(path)
         self._file = open_exclusive(self.tmp_path)
+        self._sha256 = hashlib.sha256()  # the shard's digest for the manifest, as it is written
         self.nbytes = 0
         self.num_samples = 0
 
@@ -46,16 +49,22 @@ class ShardWriter:
         image_member, data_start = encode_member(meta.member_name, data)
         json_member, _ = encode_member(f"{meta.key}.json", json_bytes)
         offset = self.nbytes + data_start
-        self._file.write(image_member)
-        self._file.write(json_member)
+        for part in (image_member, json_member):
+            self._file.write(part)
+            self._sha256.update(part)
         self.nbytes += len(image_member) + len(json_member)
         self.num_samples += 1
         return offset
 
     def close(self) -> None:
         self._file.write(END_OF_ARCHIVE)
+        self._sha256.update(END_OF_ARCHIVE)
         self.nbytes += len(END_OF_ARCHIVE)
         finish(self._file, self.tmp_path, self.path)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
 
     def abort(self) -> None:
         self._file.close()
@@ -69,7 +78,7 @@ class WriterConfig:
 
     def __post_init__(self) -> None:
         # The smallest shard that can hold anything: two headers, two data blocks, the end.
-        if self.max_shard_bytes < 4 * 512 + len(END_OF_ARCHIVE):
+        if self.max_shard_bytes < MIN_SHARD_BYTES:
             raise DatasetError(f"shard size {self.max_shard_bytes} bytes is too small to hold a sample")
 
 
@@ -137,25 +146,26 @@ class DatasetWriter:
                 "name": self._current.path.relative_to(self.root).as_posix(),
                 "num_samples": self._current.num_samples,
                 "nbytes": self._current.nbytes,
+                "sha256": self._current.sha256,
             }
         )
         self._current = None
 
     def finalize(self, curation: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        """Close the last shard, write the index, then the manifest (the commit point)."""
+        """Close the last shard, write the index, then the manifest (`commit`)."""
         self._close_current()
         table = index_table(self._rows)
-        atomic_write(self.root / INDEX_NAME, index_bytes(table))
+        index_data = index_bytes(table)
         manifest = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "name": self.config.name or self.root.name,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            **content_fields(self._shards, table, max_shard_bytes=self.config.max_shard_bytes),
+            "created": now(),
+            **content_fields(self._shards, table, index_data, max_shard_bytes=self.config.max_shard_bytes),
             "curation": curation or {},
             **fields,
         }
-        atomic_write(self.root / MANIFEST_NAME, manifest_bytes(manifest))
+        write_dataset_files(self.root, index_data, manifest)
         self._finalized = True
         return manifest
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from shards.console import int_between, progress_bar, run_command
+from shards.console import Parser, int_between, progress_bar, run_command
 from shards.errors import DatasetError
 from shards.index import IndexFilter
 
@@ -68,7 +68,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Any-resolution GAN training on anyres datasets: scale-aware patches of "
         "native-resolution images. DATASET is a folder, an http(s):// URL prefix or an fsspec URL.",

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from oauthlib.oauth1.rfc5849 import signature, utils
 
-from curation.licenses import LICENSES
+from curation.sources.flickr.licenses import LICENSES
 
 from .corpus import jpeg
 

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from curation.flickr_api import (
+from curation.sources.flickr.api import (
     ApiConfig,
     Credentials,
     FlickrApiError,
@@ -18,8 +18,8 @@ from curation.flickr_api import (
     RateLimiter,
     shared_limiter,
 )
-from curation.flickr_discovery import MAX_PER_PAGE, RESULT_CAP, SearchDiscovery, SearchQuery
-from curation.flickr_journal import Journal
+from curation.sources.flickr.discovery import MAX_PER_PAGE, RESULT_CAP, SearchDiscovery, SearchQuery
+from curation.sources.flickr.journal import Journal
 from shards import DatasetError
 
 from .fake_flickr import KEY, SECRET, FakePhoto, day

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from curation.engine import InlineEngine, RayEngine
-from curation.flickr_api import ApiConfig, Credentials
-from curation.flickr_discovery import SearchQuery
-from curation.flickr_source import FlickrIdsSource, FlickrSource
-from curation.licenses import REUSE
 from curation.pipeline import curate
+from curation.sources.flickr.api import ApiConfig, Credentials
+from curation.sources.flickr.discovery import SearchQuery
+from curation.sources.flickr.licenses import REUSE
+from curation.sources.flickr.source import FlickrIdsSource, FlickrSource
 from shards import Dataset
 from shards.verify import verify_dataset
 

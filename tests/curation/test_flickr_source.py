@@ -7,12 +7,12 @@ import pickle
 
 import pytest
 
-from curation.flickr_api import ApiConfig, Credentials, FlickrClient, load_credentials
-from curation.flickr_discovery import choose_size, search_record
-from curation.flickr_ids import IdsDiscovery, parse_line
-from curation.flickr_journal import Journal
-from curation.flickr_source import FlickrIdsSource, make_item
-from curation.licenses import LICENSES, REUSE, compare_with_api, parse_licenses
+from curation.sources.flickr.api import ApiConfig, Credentials, FlickrClient, load_credentials
+from curation.sources.flickr.discovery import choose_size, search_record
+from curation.sources.flickr.ids import IdsDiscovery, parse_line
+from curation.sources.flickr.journal import Journal
+from curation.sources.flickr.licenses import LICENSES, REUSE, compare_with_api, parse_licenses
+from curation.sources.flickr.source import FlickrIdsSource, make_item
 from shards import DatasetError
 
 from .fake_flickr import KEY, SECRET, FakePhoto, day

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from curation.dedup import ExactDedup
+from curation.dedup import ExactDedup, ExcludeNear, NearDedup
 from curation.engine import InlineEngine
 from curation.incremental import add
-from curation.neardup import ExcludeNear, NearDedup
 from curation.pipeline import curate
-from curation.sources import FolderSource
+from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.pack import file_key
 from shards.verify import verify_dataset
@@ -198,17 +197,18 @@ def test_an_addition_killed_while_committing_is_finished_by_the_rerun(tmp_path, 
     out = tmp_path / "ds"
     curate(FolderSource(str(tmp_path / "first")), out, config(), InlineEngine())
     write(tmp_path / "second", {"p0-big.jpg": copies(0)["orig"], "p7.jpg": copies(7)["half"]})
-    real_finish = incremental.finish
+    real_finish = incremental.finish_commit
 
-    def killed(out_, work):  # the index is in place, then the process dies
-        (out_ / "index.parquet").unlink()
-        (work / incremental.NEXT["index.parquet"]).rename(out_ / "index.parquet")
+    def killed(root, stage):  # the index is in place, then the process dies
+        if not (stage / "commit.json").exists():  # the rerun's check before it starts
+            return real_finish(root, stage)
+        (stage / "index.parquet.next").replace(root / "index.parquet")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(incremental, "finish", killed)
+    monkeypatch.setattr(incremental, "finish_commit", killed)
     with pytest.raises(KeyboardInterrupt):
         add(FolderSource(str(tmp_path / "second")), out, config(), InlineEngine())
-    monkeypatch.setattr(incremental, "finish", real_finish)
+    monkeypatch.setattr(incremental, "finish_commit", real_finish)
     manifest = add(FolderSource(str(tmp_path / "second")), out, config(), InlineEngine())
     assert set(kept_by_file(out)) == {"p0-big.jpg", "p1.jpg", "p2.jpg", "p7.jpg"}
     assert manifest["num_samples"] == 4 and len(manifest["curation"]["additions"]) == 1

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation.dedup import provenance_rank
-from curation.hamming import across, brute_force, plan, split, within
-from curation.neardup import NearDedup, clusters, summary
+from curation.dedup import MergePlan, NearDedup, provenance_rank
+from curation.dedup.hamming import across, brute_force, plan, split, within
+from curation.dedup.near import clusters
 
 
 def flip(value: int, bits, rng) -> int:
@@ -102,8 +102,8 @@ def test_keeper_is_the_largest_copy_in_every_arrival_order():
         assert {key_at[m.dropped] for m in merges} == {"half", "quarter", "q60"}
         first = order[0]
         # pixels recovered: the keeper's over the copy that arrived first
-        assert summary(table, merges) == {"clusters": 1, "removed": 3,
-                                          "pixels_recovered": 4000 * 3000 - first[1] * first[2]}
+        assert MergePlan(table, merges).summary() == {"near-duplicate": 3, "merged": 3, "clusters": 1, "removed": 3,
+                                                      "pixels_recovered": 4000 * 3000 - first[1] * first[2]}
 
 
 def test_equal_pixels_go_to_the_licence_then_the_earliest():

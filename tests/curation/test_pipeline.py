@@ -9,8 +9,8 @@ import pytest
 from curation.engine import InlineEngine
 from curation.items import url_key
 from curation.pipeline import curate, status
-from curation.sources import FolderSource
-from curation.urllist import UrlListSource
+from curation.sources.folder import FolderSource
+from curation.sources.urllist import UrlListSource
 from shards import Dataset, DatasetError
 from shards.pack import file_key
 from shards.verify import verify_dataset

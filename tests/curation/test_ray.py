@@ -5,7 +5,7 @@ import pytest
 
 from curation.engine import InlineEngine, RayEngine
 from curation.pipeline import Events, curate
-from curation.urllist import UrlListSource
+from curation.sources.urllist import UrlListSource
 from shards.verify import verify_dataset
 
 from .helpers import fast_config, snapshot, url_rows, write_csv

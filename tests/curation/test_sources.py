@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.items import url_key
-from curation.pipeline import CurateConfig, plan_slices
-from curation.urllist import UrlListSource, default_columns
+from curation.slices import plan_slices
+from curation.sources.urllist import UrlListSource, default_columns
+from curation.workdir import WorkDir
 from shards import DatasetError
 
 ROWS = [{"link": f"https://example.org/p/{i}.jpg", "lic": "cc-by-2.0" if i % 2 else "", "who": f"user{i}",
@@ -86,7 +87,7 @@ def test_the_driver_reads_the_input_one_slice_at_a_time(tmp_path):
                 pulled.append(item.position)
                 yield item
 
-    slices = plan_slices(Counting(), CurateConfig(slice_size=1000), tmp_path, finished=lambda d: None)
+    slices = plan_slices(Counting(), 1000, WorkDir(tmp_path), finished=lambda d: None)
     first = next(slices)
     assert len(first.items) == 1000 and len(pulled) == 1000  # not 100,000
     assert next(slices).items[0].position == 1000

@@ -60,10 +60,12 @@ def run(capsys, *args):
 def test_pack_keeps_good_images_and_records_every_reject(dataset, photo_folder):
     manifest = json.loads((dataset / "dataset.json").read_text())
     assert manifest["num_samples"] == 7 and manifest["num_shards"] >= 2
-    assert manifest["curation"]["rejects"] == {"duplicate": 1, "too-small": 1, "corrupt": 1, "not-an-image": 1}
+    assert manifest["curation"]["rejects"] == {"duplicate": 1, "too-small": 1, "corrupt": 1, "not-an-image": 1,
+                                               "symlink-loop": 1}
     rejects = pq.read_table(dataset / "work" / "rejects.parquet").to_pylist()
     assert {r["source_id"]: r["reason"] for r in rejects} == {
-        "img0.jpg": "duplicate", "tiny.jpg": "too-small", "broken.jpg": "corrupt", "page.jpg": "not-an-image"
+        "img0.jpg": "duplicate", "tiny.jpg": "too-small", "broken.jpg": "corrupt", "page.jpg": "not-an-image",
+        "loop": "symlink-loop",  # the folder policy of shards.admission: links followed, loops rejected
     }
     index = {row["source_id"]: row for row in pq.read_table(dataset / "index.parquet").to_pylist()}
     assert (index["nested/rotated.jpg"]["width"], index["nested/rotated.jpg"]["height"]) == (300, 500)
@@ -86,7 +88,7 @@ def test_info_json_and_table(dataset, capsys):
     assert code == 0 and doc["stats"]["num_samples"] == 7
     assert doc["stats"]["min_side_buckets"] == {"<256": 0, "256-511": 5, "512-1023": 1, "1024-2047": 1,
                                                 "2048-4095": 0, ">=4096": 0}
-    assert doc["curation"]["counts"] == {"seen": 11, "kept": 7, "rejected": 4}
+    assert doc["curation"]["counts"] == {"seen": 12, "kept": 7, "rejected": 5}
     code, out, _ = run(capsys, "info", dataset)
     assert code == 0 and "samples by min side" in out and "not-an-image" in out and "cc-by-4.0" in out
 

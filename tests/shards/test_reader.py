@@ -38,9 +38,10 @@ def test_reading_over_http(dataset, http_server):
     got = ds.get(meta.key)
     assert (got.meta, got.data) == (meta, data)
     shard = ds.row(meta.key)["shard"]
-    # Random access is two ranged reads into one shard, starting at the indexed offset: no scan.
-    assert len(ranges) == 2 and all(path == f"/{shard}" for path, _, _ in ranges)
-    assert ranges[0][1] == ds.row(meta.key)["offset"]
+    # Random access is one ranged read into one shard, from the image's header 512 bytes before
+    # the indexed offset through its json: no scan.
+    assert len(ranges) == 1 and all(path == f"/{shard}" for path, _, _ in ranges)
+    assert ranges[0][1] == ds.row(meta.key)["offset"] - 512
     http_shards = f"{base}/shards/shard-{{000000..{manifest['num_shards'] - 1:06d}}}.tar"
     assert sum(1 for _ in iter_shard_urls(http_shards)) == 60
 
@@ -66,8 +67,25 @@ def test_missing_key_and_bad_shard_policy(dataset, tmp_path):
     with pytest.raises(DatasetError, match="no sample with key 'nope'"):
         ds.get("nope")
     missing = ["shards/shard-999999.tar", manifest["shards"][0]["name"]]
-    with pytest.raises(DatasetError, match="missing file"):
+    with pytest.raises(DatasetError, match="is not a shard of"):
         list(ds.iter_samples(shards=missing))
     errors = []
     samples = list(ds.iter_samples(shards=missing, on_error=errors.append))
     assert len(errors) == 1 and len(samples) == manifest["shards"][0]["num_samples"]
+
+
+def test_get_reads_a_long_json_in_a_second_read(tmp_path):
+    import dataclasses
+
+    from shards import DatasetWriter
+
+    from .conftest import make_sample
+
+    meta, data = make_sample(0, 32, 24)
+    meta = dataclasses.replace(meta, extra={"duplicates": [f"url-{i:020d}" for i in range(400)]})
+    with DatasetWriter(tmp_path / "ds") as writer:
+        writer.add(meta, data)
+        writer.finalize()
+    assert len(meta.to_json_bytes()) > 4096
+    got = Dataset(str(tmp_path / "ds")).get(meta.key)
+    assert (got.meta, got.data) == (meta, data)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import tarfile
 
-import pyarrow.parquet as pq
 import pytest
 
 from shards import DatasetError
-from shards.index import index_bytes, index_table
 from shards.verify import Problem, VerifyReport, verify_dataset
 
+from . import hostile
 from .conftest import make_dataset
+from .hostile import index_rows, repin
 
 SHARD0 = "shards/shard-000000.tar"
 SHARD1 = "shards/shard-000001.tar"
@@ -30,26 +29,24 @@ def root(tmp_path):
     return path
 
 
-def index_rows(root) -> list[dict]:
-    return pq.read_table(root / "index.parquet").to_pylist()
-
-
 def write_index(root, rows: list[dict]) -> None:
-    (root / "index.parquet").write_bytes(index_bytes(index_table(rows)))
+    hostile.write_index(root, rows)  # re-pinned: these tests are about the index, not the hashes
 
 
 def edit_manifest(root, edit) -> None:
-    doc = json.loads((root / "dataset.json").read_text())
+    doc = hostile.read_manifest(root)
     edit(doc)
-    (root / "dataset.json").write_text(json.dumps(doc))
+    hostile.write_manifest(root, doc)
 
 
 def append_members(tar_path, members: list[tuple[str, bytes]]) -> None:
-    with tarfile.open(tar_path, "a", format=tarfile.USTAR_FORMAT) as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    hostile.append_members(tar_path, members)
+    repin(tar_path.parent.parent)
+
+
+def write_shard(path, data: bytes) -> None:
+    path.write_bytes(data)
+    repin(path.parent.parent)
 
 
 def with_message(report: VerifyReport, text: str) -> list[Problem]:
@@ -96,7 +93,7 @@ def test_truncated_tar_is_reported_and_the_next_shards_checked(root):
     rows = [r for r in index_rows(root) if r["shard"] == SHARD0]
     cut = rows[1]["offset"] + rows[1]["nbytes"] // 2  # in the middle of the second image
     path = root / SHARD0
-    path.write_bytes(path.read_bytes()[:cut])
+    write_shard(path, path.read_bytes()[:cut])
     report = verify_dataset(str(root))
     [unreadable] = with_message(report, "unreadable tar")
     assert unreadable.shard == SHARD0 and "unexpected end of data" in unreadable.message
@@ -112,7 +109,7 @@ def test_a_group_cut_short_by_truncation_is_no_stray(root):
     row = [r for r in index_rows(root) if r["shard"] == SHARD0][1]
     cut = row["offset"] + row["nbytes"] + 600  # past the image, inside its json member's header
     path = root / SHARD0
-    path.write_bytes(path.read_bytes()[:cut])
+    write_shard(path, path.read_bytes()[:cut])
     report = verify_dataset(str(root))
     [truncated] = with_message(report, "without an end-of-archive")
     assert truncated.shard == SHARD0 and f"ends at byte {cut}" in truncated.message
@@ -122,7 +119,7 @@ def test_a_group_cut_short_by_truncation_is_no_stray(root):
 
 
 def test_zero_length_shard(root):
-    (root / SHARD1).write_bytes(b"")
+    write_shard(root / SHARD1, b"")
     report = verify_dataset(str(root), deep=True)
     [unreadable] = with_message(report, "unreadable tar")
     assert unreadable.shard == SHARD1 and "empty file" in unreadable.message
@@ -134,7 +131,7 @@ def test_flipped_image_byte_only_deep_verify_sees(root):
     path = root / row["shard"]
     data = bytearray(path.read_bytes())
     data[row["offset"] + row["nbytes"] // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    write_shard(path, bytes(data))
     assert verify_dataset(str(root)).problems == []
     report = verify_dataset(str(root), deep=True)
     [mismatch] = with_message(report, "sha256 mismatch")
@@ -147,7 +144,7 @@ def test_undecodable_image_is_a_problem_in_deep_mode(root):
     path = root / row["shard"]
     data = bytearray(path.read_bytes())
     data[row["offset"] : row["offset"] + row["nbytes"]] = bytes(row["nbytes"])
-    path.write_bytes(bytes(data))
+    write_shard(path, bytes(data))
     report = verify_dataset(str(root), deep=True)
     assert {p.key for p in report.problems} == {row["key"]}
     assert with_message(report, "sha256 mismatch")
@@ -240,7 +237,7 @@ def test_corrupted_header_in_the_middle_of_a_shard(root):
     path = root / SHARD0
     data = bytearray(path.read_bytes())
     data[header_at : header_at + 512] = random.Random(0).randbytes(512)
-    path.write_bytes(bytes(data))
+    write_shard(path, bytes(data))
     report = verify_dataset(str(root))
     [corrupt] = with_message(report, "corrupt tar header")
     assert corrupt.shard == SHARD0 and f"at byte {header_at}" in corrupt.message
@@ -253,7 +250,7 @@ def test_corrupted_first_header(root):
     path = root / SHARD1
     data = bytearray(path.read_bytes())
     data[:512] = random.Random(1).randbytes(512)
-    path.write_bytes(bytes(data))
+    write_shard(path, bytes(data))
     report = verify_dataset(str(root))
     [unreadable] = with_message(report, "unreadable tar after byte 0")
     assert unreadable.shard == SHARD1
@@ -261,7 +258,7 @@ def test_corrupted_first_header(root):
 
 def test_missing_end_of_archive(root):
     path = root / SHARD1
-    path.write_bytes(path.read_bytes()[:-1024])
+    write_shard(path, path.read_bytes()[:-1024])
     report = verify_dataset(str(root))
     [end] = with_message(report, "without an end-of-archive")
     assert end.shard == SHARD1 and report.samples_checked == 8

@@ -22,14 +22,14 @@ from typing import Any
 
 from shards import DatasetError
 
-from .flickr_api import ApiConfig, Credentials, FlickrApiError, FlickrClient
-from .flickr_discovery import SearchDiscovery, SearchQuery
-from .flickr_ids import IdsDiscovery, list_lines
-from .flickr_journal import Journal
-from .http import FetchConfig, HttpClient
-from .items import Item
+from ...http import FetchConfig, HttpClient
+from ...items import Item
+from .. import Opener
+from .api import ApiConfig, Credentials, FlickrApiError, FlickrClient
+from .discovery import SearchDiscovery, SearchQuery
+from .ids import IdsDiscovery, list_lines
+from .journal import Journal
 from .licenses import ALL_RIGHTS_RESERVED, compare_with_api, describe_licenses, license_of
-from .sources import Opener
 
 
 def page_url(record: dict[str, Any]) -> str:

@@ -1,42 +1,15 @@
-"""Global steps on metadata only: repeated keys, then exact duplicates by sha256.
-
-Both run on the staging indexes (a few hundred bytes a sample), never on pixels. A dedup stage
-is a replaceable part: it takes the table of kept samples, each with its place `(slice, row)`,
-and returns merges (this sample goes, into that one). Near-duplicate search plugs in as
-another stage with the same shape (`neardup.NearDedup`, `neardup.ExcludeNear`).
-"""
+"""Repeated keys (the same URL or file listed twice), then exact duplicates by sha256, and
+the provenance ranking that decides which copy of a duplicate stays."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
-Place = tuple[int, int]  # (slice number, row in the slice's index): input order
-
-
-@dataclass(frozen=True)
-class Merge:
-    dropped: Place
-    kept: Place | None  # None: dropped outright (close to an excluded dataset), merged into nothing
-    reason: str  # the reject reason the dropped sample gets
-    detail: str
-
-
-class DedupStage(Protocol):
-    name: str
-
-    def describe(self) -> dict[str, Any]: ...
-
-    def plan(self, kept: pa.Table) -> list[Merge]: ...
-
-
-def places(table: pa.Table) -> list[Place]:
-    return list(zip(table["slice"].to_pylist(), table["row"].to_pylist()))
-
+from .merge import Merge, Place, places
 
 PROVENANCE_RANK = ("license", "owner", "title", "url", "license_url", "date_taken")
 SOURCE_RANK = {"flickr": 2, "url": 1, "folder": 0}
@@ -101,13 +74,3 @@ def repeated_keys(kept: pa.Table, rejects: pa.Table) -> tuple[list[Merge], dict[
         else:
             first_reject.add(key)
     return merges, relabel
-
-
-def apply_stages(kept: pa.Table, stages: Sequence[DedupStage]) -> list[Merge]:
-    """Run stages in turn, each on the samples the previous ones kept."""
-    merges: list[Merge] = []
-    for stage in stages:
-        gone = {m.dropped for m in merges}
-        remaining = kept.filter(pa.array([p not in gone for p in places(kept)], pa.bool_())) if gone else kept
-        merges += stage.plan(remaining)
-    return merges

@@ -28,8 +28,8 @@ from typing import Any
 
 from shards import DatasetError
 
-from .flickr_api import FlickrApiError, FlickrClient
-from .flickr_journal import Journal
+from .api import FlickrApiError, FlickrClient
+from .journal import Journal
 from .licenses import REUSE
 
 RESULT_CAP = 4000  # distinct results Flickr returns for one query

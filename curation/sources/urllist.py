@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from shards import DatasetError
 
-from .http import FetchConfig, HttpClient
-from .items import Item, url_key
-from .sources import Opener
+from ..http import FetchConfig, HttpClient
+from ..items import Item, url_key
+from . import Opener
 
 FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 PROVENANCE_COLUMNS = ("license", "owner", "title")

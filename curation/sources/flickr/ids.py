@@ -20,9 +20,9 @@ from typing import Any
 
 from shards import DatasetError
 
-from .flickr_api import FlickrApiError, FlickrClient
-from .flickr_discovery import SIZE_LABELS, as_int, choose_size
-from .flickr_journal import Journal
+from .api import FlickrApiError, FlickrClient
+from .discovery import SIZE_LABELS, as_int, choose_size
+from .journal import Journal
 
 LINE = re.compile(r"(?:(?P<license>\d+)_)?(?P<id>\d+)(?:\.[A-Za-z0-9]+)?")
 PAGE_URL = re.compile(r"https?://(?:www\.)?flickr\.com/photos/[^/\s]+/(?P<id>\d+)")

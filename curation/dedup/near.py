@@ -1,7 +1,7 @@
 """Near duplicates by pHash: clusters within a Hamming radius keep their largest copy, and
 samples close to another dataset (an evaluation set) are dropped.
 
-Both are dedup stages (`dedup.DedupStage`): metadata in, merges out, no pixels. The radius
+Both are dedup stages (`merge.DedupStage`): metadata in, merges out, no pixels. The radius
 default comes from bench/calibrate_dedup.py (docs/BENCHMARKS.md, 29 photos): at 6 every
 downscale, JPEG re-encode and mild tone change is found; the closest distinct pair seen was at
 8 (two near-featureless photos under the same watermark), and the fitted tail of distinct-photo
@@ -10,7 +10,6 @@ distances predicts about 12 false pairs among a million images at 6, 350 at 8.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +18,9 @@ import pyarrow as pa
 
 from shards import Dataset
 
-from .dedup import Merge, places, provenance_rank
+from .exact import provenance_rank
 from .hamming import across, parse_hex, within
+from .merge import Merge, places
 
 DEFAULT_RADIUS = 6
 NEAR_REASON = "near-duplicate"
@@ -148,22 +148,3 @@ class ExcludeNear:
                 merges.append(Merge(where[i], None, EXCLUDED_REASON,
                                     f"pHash {dist} bits from {keys[j]} in {names[j]}"))
         return merges
-
-
-def summary(kept: pa.Table, merges: list[Merge]) -> dict[str, int]:
-    """Clusters (samples that absorbed others), samples removed as duplicates, and pixels
-    recovered: for each cluster, the keeper's pixels minus those of its earliest copy, which is
-    what keep-the-first deduplication would have kept."""
-    into = {m.dropped: m.kept for m in merges if m.kept is not None and m.reason != "duplicate-url"}
-    if not into:
-        return {"clusters": 0, "removed": 0, "pixels_recovered": 0}
-    where = places(kept)
-    pixels = dict(zip(where, (np.asarray(kept["width"], np.int64) * np.asarray(kept["height"], np.int64)).tolist()))
-    members: dict[Any, list] = defaultdict(list)
-    for dropped in into:
-        keeper = into[dropped]
-        while keeper in into:
-            keeper = into[keeper]
-        members[keeper].append(dropped)
-    recovered = sum(pixels[k] - pixels[min([k, *dropped])] for k, dropped in members.items())
-    return {"clusters": len(members), "removed": len(into), "pixels_recovered": int(recovered)}

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shards.console import int_at_least, positive_float
-from shards.manifest import MANIFEST_NAME, WORK_DIR
+from shards.manifest import MANIFEST_NAME
 
+from ...workdir import WorkDir
 from .licenses import REUSE, parse_licenses
 
 DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?Z?")
@@ -48,7 +49,7 @@ def parse_date(end_of_day: bool) -> Callable[[str], int]:
 
 
 def add_api_flags(p: argparse.ArgumentParser) -> None:
-    from .flickr_api import REST_URL
+    from .api import REST_URL
 
     g = p.add_argument_group("Flickr API")
     g.add_argument("--licenses", type=parse_licenses, default=REUSE, metavar="LIST",
@@ -90,9 +91,9 @@ def add_flickr_commands(sub, add_run_flags: Callable[[argparse.ArgumentParser], 
 
 
 def make_flickr_source(args: argparse.Namespace):
-    from .flickr_api import ApiConfig, load_credentials
-    from .flickr_discovery import FLICKR_START, SearchQuery
-    from .flickr_source import FlickrIdsSource, FlickrSource
+    from .api import ApiConfig, load_credentials
+    from .discovery import FLICKR_START, SearchQuery
+    from .source import FlickrIdsSource, FlickrSource
 
     credentials = load_credentials(args.credentials)
     api = ApiConfig(endpoint=args.endpoint, calls_per_hour=args.calls_per_hour, retries=args.api_retries,
@@ -110,7 +111,7 @@ def make_flickr_source(args: argparse.Namespace):
     # One journal per input, named by what it discovers: a first run and each --add of another
     # query into the same dataset resume their own discovery.
     digest = hashlib.sha1(json.dumps(source.describe(), sort_keys=True).encode()).hexdigest()[:12]
-    state = out / WORK_DIR / f"flickr-{digest}"
+    state = WorkDir.of(out).flickr_journal(digest)
     if args.restart:
         shutil.rmtree(state, ignore_errors=True)
     source = dataclasses.replace(source, state=str(state))

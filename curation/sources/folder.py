@@ -1,0 +1,44 @@
+"""The folder source: every image file under a folder, by the shared folder policy
+(`shards.admission.walk_images`), read from disk by the workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shards import DatasetError
+from shards.admission import read_file, walk_images
+
+from ..http import FetchConfig
+from ..items import Item
+from . import Opener
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """Every image file under a folder, recursively, in sorted order; a folder link back to a
+    folder on the current path is a loop and becomes a reject."""
+
+    root: str
+    kind: str = "folder"
+
+    def __post_init__(self) -> None:
+        if not Path(self.root).is_dir():
+            raise DatasetError(f"not a folder: {self.root}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": "folder", "path": str(Path(self.root).absolute())}
+
+    def items(self) -> Iterator[Item]:
+        for position, entry in enumerate(walk_images(self.root)):
+            yield Item.for_file(position, entry.relative, entry.path, error=entry.error,
+                                provenance={"title": Path(entry.relative).stem} if entry.error is None else {})
+
+    def count(self) -> int | None:
+        return sum(1 for _ in self.items())
+
+    def opener(self, config: FetchConfig) -> Opener:
+        max_bytes = config.max_bytes
+        return lambda item: read_file(item.location, max_bytes)

@@ -1,0 +1,114 @@
+"""The work folder of a curation run: the one place its layout is spelled out.
+
+DATASET/work/ holds
+- `config.json`: the resolved config and the identity a rerun must match;
+- `plan.json`: how many slices and items the input had, written once it was enumerated (for
+  `status`: the run itself gets the plan from the fetch phase);
+- `staging/slice-NNNNNN/`: one finished dataset per slice, with its `rejects.parquet` and its
+  `done.json` (committed by renaming `slice-NNNNNN.part-<random>/`);
+- `rejects.parquet`, `dedup.parquet`: every reject and every merge of the dataset;
+- `flickr-<id>/`: a Flickr discovery journal;
+- `add-<id>/`: an addition (`--add`), laid out like a work folder, plus `pack/` (its new
+  shards before they move into the dataset) and what `shards.commit` stages for its commit.
+
+A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shards import DatasetError
+from shards.atomic import atomic_write
+from shards.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
+
+DONE_NAME = "done.json"
+SLICE_REJECTS = "rejects.parquet"
+DEDUP_NAME = f"{WORK_DIR}/dedup.parquet"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class WorkDir:
+    root: Path
+
+    @classmethod
+    def of(cls, dataset: Path) -> WorkDir:
+        return cls(Path(dataset) / WORK_DIR)
+
+    # the run's own records
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    def saved(self) -> dict[str, Any] | None:
+        return read_json(self.config)
+
+    def save_config(self, identity: dict[str, Any], resolved: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.config, json.dumps({"identity": identity, "config": resolved}, indent=2).encode())
+
+    def save_plan(self, slices: int, items: int) -> None:
+        atomic_write(self.root / "plan.json", json.dumps({"slices": slices, "items": items}).encode())
+
+    def plan(self) -> dict[str, Any] | None:
+        return read_json(self.root / "plan.json")
+
+    # staging: one folder per slice
+    def slice(self, number: int) -> Path:
+        return self.root / "staging" / f"slice-{number:06d}"
+
+    def slice_index(self, number: int) -> Path:
+        return self.slice(number) / INDEX_NAME
+
+    def slice_rejects(self, number: int) -> Path:
+        return self.slice(number) / SLICE_REJECTS
+
+    def done(self, number: int) -> dict[str, Any] | None:
+        return read_done(self.slice(number))
+
+    def finished(self) -> Iterator[dict[str, Any]]:
+        """The done records of committed slices, in slice order."""
+        for marker in sorted((self.root / "staging").glob(f"slice-*/{DONE_NAME}")):
+            yield json.loads(marker.read_bytes())
+
+    def clear_parts(self) -> None:
+        """Remove what unfinished attempts left behind."""
+        for part in (self.root / "staging").glob("slice-*.part-*"):
+            shutil.rmtree(part, ignore_errors=True)
+
+    def drop_staged_bytes(self, numbers: range) -> None:
+        """Once packed, the bytes live in the final shards; the small records stay."""
+        for number in numbers:
+            shutil.rmtree(self.slice(number) / SHARD_DIR, ignore_errors=True)
+
+    # an addition's folder and what it stages for its commit
+    def addition(self, ident: str) -> WorkDir:
+        return WorkDir(self.root / f"add-{ident}")
+
+    @property
+    def pack(self) -> Path:
+        return self.root / "pack"
+
+    def flickr_journal(self, ident: str) -> Path:
+        return self.root / f"flickr-{ident}"
+
+
+def read_done(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / DONE_NAME).read_bytes())
+    except FileNotFoundError:
+        return None
