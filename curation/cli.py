@@ -9,17 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
 from shards.admission import FilterConfig
-from shards.console import float_above, int_at_least, parse_size, run_command
+from shards.console import MAX_SIDE, float_between, int_between, run_command, size_between
 from shards.manifest import MANIFEST_NAME
 from shards.pack import REJECTS_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
-from shards.writer import DEFAULT_SHARD_BYTES
+from shards.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
 
 from .dedup import DEFAULT_RADIUS
 from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
@@ -29,16 +28,7 @@ from .sources.flickr.cli import add_flickr_commands
 from .workdir import WorkDir
 
 PROG = "anyres-curate"
-
-
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int_at_least(low)(text)
-        if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
-        return value
-
-    return parse
+DAY = 86400.0  # seconds: the longest wait any flag means
 
 
 def config_from_args(args: argparse.Namespace) -> CurateConfig:
@@ -129,13 +119,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart", action="store_true", help="discard the work folder (and a finished dataset) first")
     p.add_argument("--name", help="dataset name (default: the folder name)")
     g = p.add_argument_group("filters")
-    g.add_argument("--min-side", type=int_at_least(1), default=256, help="shorter displayed side (default 256)")
-    g.add_argument("--max-pixels", type=int_at_least(1), default=DEFAULT_MAX_PIXELS,
+    g.add_argument("--min-side", type=int_between(1, MAX_SIDE), default=256, help="shorter displayed side (default 256)")
+    g.add_argument("--max-pixels", type=int_between(1, MAX_SIDE**2), default=DEFAULT_MAX_PIXELS,
                    help="decompression-bomb guard on the declared size (default 200000000)")
-    g.add_argument("--max-aspect", type=float_above(1.0 - 1e-9), help="longer side over shorter side")
-    g.add_argument("--max-bytes", type=parse_size, default=64 * 2**20, help="bytes per file (default 64MiB)")
+    g.add_argument("--max-aspect", type=float_between(1.0 - 1e-9, MAX_SIDE), help="longer side over shorter side")
+    g.add_argument("--max-bytes", type=size_between(1), default=64 * 2**20, help="bytes per file (default 64MiB)")
     g = p.add_argument_group("deduplication")
-    g.add_argument("--dedup-radius", type=int_in(0, 32), default=DEFAULT_RADIUS,
+    g.add_argument("--dedup-radius", type=int_between(0, 32), default=DEFAULT_RADIUS,
                    help=f"pHash bits within which images are near duplicates; the largest copy is kept "
                    f"(default {DEFAULT_RADIUS}, from bench/calibrate_dedup.py)")
     g.add_argument("--exclude", action="append", default=[], metavar="OTHER_DATASET",
@@ -144,22 +134,23 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="add this input to the finished dataset in --out: only what is new, deduplicated "
                    "against what is there; only shards that change are rewritten")
     g = p.add_argument_group("fetching")
-    g.add_argument("--timeout", type=float_above(0), default=30.0, help="total seconds per attempt (default 30)")
-    g.add_argument("--connect-timeout", type=float_above(0), default=10.0, help="seconds to connect (default 10)")
-    g.add_argument("--retries", type=int_at_least(0), default=2,
+    g.add_argument("--timeout", type=float_between(0, DAY), default=30.0,
+                   help="total seconds per attempt (default 30)")
+    g.add_argument("--connect-timeout", type=float_between(0, DAY), default=10.0, help="seconds to connect (default 10)")
+    g.add_argument("--retries", type=int_between(0, 100), default=2,
                    help="retries after timeouts, 429 and 5xx, honouring Retry-After (default 2)")
-    g.add_argument("--backoff", type=float_above(0), default=1.0, help="first retry delay in seconds (default 1)")
-    g.add_argument("--threads", type=int_at_least(1), default=16, help="download threads per worker (default 16)")
-    g.add_argument("--per-host", type=int_at_least(1), default=4,
+    g.add_argument("--backoff", type=float_between(0, 3600), default=1.0, help="first retry delay in seconds (default 1)")
+    g.add_argument("--threads", type=int_between(1, 1024), default=16, help="download threads per worker (default 16)")
+    g.add_argument("--per-host", type=int_between(1, 1024), default=4,
                    help="concurrent connections to one host per worker (default 4)")
     g = p.add_argument_group("engine and output")
     g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto); "
                    "default: start an embedded local Ray")
-    g.add_argument("--workers", type=int_at_least(1), help="CPUs of the embedded Ray (default: all)")
+    g.add_argument("--workers", type=int_between(1, 4096), help="CPUs of the embedded Ray (default: all)")
     g.add_argument("--no-ray", action="store_true", help="run every slice in this process")
-    g.add_argument("--slice-size", type=int_at_least(1), default=256,
+    g.add_argument("--slice-size", type=int_between(1, 10**6), default=256,
                    help="items per task, the unit of resumption (default 256)")
-    g.add_argument("--shard-size", type=parse_size, default=DEFAULT_SHARD_BYTES,
+    g.add_argument("--shard-size", type=size_between(MIN_SHARD_BYTES), default=DEFAULT_SHARD_BYTES,
                    help="byte bound per shard, headers included (default 1GB)")
 
 

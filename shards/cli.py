@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .console import (
+    MAX_SIDE,
     float_between,
     int_at_least,
     int_between,
@@ -31,7 +32,6 @@ from .stats import summarize
 from .writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES, WriterConfig
 
 PROG = "anyres-shards"
-MAX_SIDE = 2**31 - 1  # the index stores sides as int32
 side = int_between(0, MAX_SIDE)
 megapixels = float_between(0, MAX_SIDE**2 / 1e6, low_open=False)
 shard_size = size_between(MIN_SHARD_BYTES)

@@ -21,6 +21,7 @@ from .errors import UserError
 _SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
                "kib": 2**10, "mib": 2**20, "gib": 2**30}
 MAX_SIZE_BYTES = 2**50  # 1 PiB: beyond any shard or file bound anyone means
+MAX_SIDE = 2**31 - 1  # pixels: the index stores sides as int32
 
 
 def parse_size(text: str) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from shards import Dataset
+from shards.errors import ConfigError
 
 from .exact import provenance_rank
 from .hamming import across, parse_hex, within
@@ -81,7 +82,7 @@ class NearDedup:
 
     def __post_init__(self) -> None:
         if not 0 <= self.radius <= 32:
-            raise ValueError(f"dedup radius must be in 0..32 bits, got {self.radius}")
+            raise ConfigError(f"dedup radius must be in 0..32 bits, got {self.radius}")
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "radius": self.radius,

@@ -17,12 +17,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shards.console import int_at_least, positive_float
+from shards.console import float_between, int_between
 from shards.manifest import MANIFEST_NAME
 
 from ...workdir import WorkDir
 from .licenses import REUSE, parse_licenses
 
+LAST_DATE = 253402300799  # 9999-12-31T23:59:59Z, in unix seconds
 DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?Z?")
 
 
@@ -32,6 +33,8 @@ def parse_date(end_of_day: bool) -> Callable[[str], int]:
     def parse(text: str) -> int:
         text = text.strip()
         if text.isdigit():
+            if int(text) > LAST_DATE:
+                raise argparse.ArgumentTypeError(f"not a date: {text!r} is after the year 9999")
             return int(text)
         m = DATE.fullmatch(text)
         if not m:
@@ -60,11 +63,11 @@ def add_api_flags(p: argparse.ArgumentParser) -> None:
                    help="Flickr REST URL, or a compatible server (default: Flickr's)")
     g.add_argument("--credentials", metavar="FILE",
                    help="file with the API key and secret (default: FLICKR_API_KEY and FLICKR_API_SECRET)")
-    g.add_argument("--calls-per-hour", type=positive_float, default=3600.0,
+    g.add_argument("--calls-per-hour", type=float_between(0, 10**6), default=3600.0,
                    help="API calls per hour, retries included (default 3600, Flickr's limit)")
-    g.add_argument("--api-retries", type=int_at_least(0), default=5,
+    g.add_argument("--api-retries", type=int_between(0, 100), default=5,
                    help="retries of an API call after HTTP 5xx/429 or 'service unavailable' (default 5)")
-    g.add_argument("--api-backoff", type=float, default=2.0, help=argparse.SUPPRESS)
+    g.add_argument("--api-backoff", type=float_between(0, 3600, low_open=False), default=2.0, help=argparse.SUPPRESS)
 
 
 def add_flickr_commands(sub, add_run_flags: Callable[[argparse.ArgumentParser], None], run) -> None:
@@ -77,9 +80,9 @@ def add_flickr_commands(sub, add_run_flags: Callable[[argparse.ArgumentParser], 
                    help="uploaded on or after (UTC; default: 2004, before Flickr's first upload)")
     p.add_argument("--max-upload-date", type=parse_date(True), metavar="DATE",
                    help="uploaded on or before (UTC; a bare date includes that day; default: when the run started)")
-    p.add_argument("--max-photos", type=int_at_least(1), help="stop discovery after this many photos to download")
-    p.add_argument("--per-page", type=int_at_least(1), default=500, help=argparse.SUPPRESS)
-    p.add_argument("--result-cap", type=int_at_least(1), default=4000, help=argparse.SUPPRESS)
+    p.add_argument("--max-photos", type=int_between(1, 10**12), help="stop discovery after this many photos to download")
+    p.add_argument("--per-page", type=int_between(1, 500), default=500, help=argparse.SUPPRESS)
+    p.add_argument("--result-cap", type=int_between(1, 10**6), default=4000, help=argparse.SUPPRESS)
     add_api_flags(p)
     add_run_flags(p)
     p.set_defaults(run=run)
