@@ -3,7 +3,7 @@
 See DESIGN.md section 2. This package imports neither torch nor ray.
 """
 
-from .errors import DatasetError
+from .errors import ConfigError, DatasetError, UserError
 from .index import IndexFilter
 from .limits import Limits
 from .reader import Dataset, Sample, iter_shard_urls

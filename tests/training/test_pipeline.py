@@ -1,11 +1,14 @@
 """The streaming loader: distribution over ranks and workers, epochs, reproducibility, failures."""
 
+import dataclasses
+import io
 import os
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from shards import Dataset, IndexFilter
 from shards.tario import BLOCK, padded
@@ -219,3 +222,36 @@ def test_area_weighting_draws_patches_in_proportion_to_pixels(tmp_path):
     assert small + large == 800
     assert 3.4 < large / small < 4.7  # 4x the pixels; 160 expected small patches
     assert loader.stats.totals()["weighted-out"] > 0  # a small image often yields no patch at all
+
+
+def test_a_forged_shard_feeds_the_loader_nothing_verify_would_refuse(tmp_path):
+    # A pax header that renames the next member (verify refuses it): the loader reads shards
+    # through the same strict reader, so it counts a shard error instead of taking the forgery.
+    from ..shards.hostile import pax_member, rebuild, repin, shard_blobs
+
+    metas = small_dataset(tmp_path / "ds", 12, max_shard_bytes=30_000)
+    ds = Dataset(str(tmp_path / "ds"))
+    first = [m for m in metas if ds.row(m.key)["shard"] == ds.shard_names[0]]
+    blobs = shard_blobs(tmp_path / "ds")
+    blobs.insert(1, pax_member({"size": "3", "path": f"{first[0].key}.json"}, name=f"{first[0].key}.json"))
+    rebuild(tmp_path / "ds", blobs)
+    repin(tmp_path / "ds", sizes=True)
+    config = LoaderConfig(str(tmp_path / "ds"), STREAM, batch_size=1, resampled=False, shuffle_buffer=0)
+    loader = PatchLoader(config, rank=0, world_size=1)
+    keys = keys_of(list(loader))
+    assert loader.stats.totals()["shard-error"] == 1
+    assert set(keys) == {m.key for m in metas} - {m.key for m in first}
+
+
+def test_a_progressive_jpeg_of_too_many_scans_is_skipped_before_decoding(tmp_path, monkeypatch):
+    from training.loader import decode as decode_module
+
+    monkeypatch.setattr(decode_module, "_LIMITS", dataclasses.replace(decode_module._LIMITS, max_jpeg_scans=3))
+    blobs = [encode(gradient(64, 48, seed=i), "JPEG") for i in range(3)]
+    progressive = io.BytesIO()
+    Image.open(io.BytesIO(blobs[0])).save(progressive, "JPEG", progressive=True)  # about 10 scans
+    metas = write_dataset(tmp_path / "ds", [progressive.getvalue(), *blobs[1:]])
+    config = LoaderConfig(str(tmp_path / "ds"), STREAM, batch_size=1, resampled=False, shuffle_buffer=0)
+    loader = PatchLoader(config, rank=0, world_size=1)
+    assert sorted(keys_of(list(loader))) == sorted(m.key for m in metas[1:])
+    assert loader.stats.totals()["too-many-scans"] == 1

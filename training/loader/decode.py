@@ -22,6 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from shards.limits import Limits
+from shards.probe import ProbeError, check_decode_cost
+
 from ..geometry import PatchDraw
 
 LANCZOS_SUPPORT = 3.0  # Pillow's Lanczos kernel reaches 3 input pixels per unit of scale
@@ -36,6 +39,10 @@ ORIENT_OPS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+
+# The same decode bounds as `verify --deep` (shards.limits, overridable by ANYRES_* variables).
+_LIMITS = Limits.from_env()
 
 
 class DecodeError(ValueError):
@@ -93,6 +100,7 @@ def decode(data: bytes, orientation: int, reduction: int = 1) -> Decoded:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            check_decode_cost(image, data, _LIMITS.max_pixels, _LIMITS.max_jpeg_scans)
             stored = image.size
             actual = 1
             if reduction > 1 and image.format in ("JPEG", "MPO"):  # MPO: a JPEG with extra frames
@@ -104,6 +112,8 @@ def decode(data: bytes, orientation: int, reduction: int = 1) -> Decoded:
             image.load()
     except Image.DecompressionBombError as exc:  # over twice Pillow's MAX_IMAGE_PIXELS (~179 MP)
         raise DecodeError("too-large", str(exc)) from None
+    except ProbeError as exc:  # over the read bounds (pixels, progressive scans): SECURITY.md
+        raise DecodeError(exc.reason, exc.detail) from None
     except Exception as exc:  # every decoder failure is the sample's, never the loader's
         raise DecodeError("corrupt-image", f"{type(exc).__name__}: {exc}") from None
     return Decoded(image, actual, orientation, stored)

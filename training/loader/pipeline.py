@@ -31,7 +31,6 @@ import numpy as np
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from shards.errors import ConfigError, DatasetError
 from shards.index import IndexFilter
@@ -210,43 +209,32 @@ class PatchStream(IterableDataset):
         return replace(stream, patches_per_image=count) if count else None
 
     def _samples(self, part: Part, counts: Counter) -> Iterator[tuple[SampleMeta, bytes]]:
+        # The shards reader enforces the strict shard contract (plain ustar members, sizes
+        # within the manifest's, KEY.EXT then KEY.json) that verify checks: a dataset made by
+        # someone else cannot feed the loader anything verify would not pass.
         failed = []
 
-        def on_error(exc: Exception) -> bool:
+        def on_error(exc: Exception) -> None:
             # A damaged tar loses the rest of its shard: count that once, and go on with the next.
             if self.config.errors == "raise":
                 raise exc
             if not failed:
                 counts["shard-error"] += 1
                 failed.append(exc)
-            return False
 
-        def opened() -> Iterator[dict]:
-            try:
-                stream = self.dataset.loc.open(part.shard)
-            except DatasetError as exc:
-                on_error(exc)
-                return
-            with stream:  # closed once the tar is read through, or the reader stops early
-                yield {"url": part.shard, "stream": stream}
+        def on_skip(exc: FormatError) -> None:
+            if self.config.errors == "raise":
+                raise exc
+            counts["bad-metadata"] += 1
 
-        grouped = group_by_keys(tar_file_expander(opened(), handler=on_error), handler=on_error)
-        for i, raw in enumerate(grouped):
+        samples = self.dataset.iter_samples(shards=[part.shard], on_error=on_error, on_skip=on_skip)
+        for i, sample in enumerate(samples):
             if i % part.count != part.index:
                 continue
-            if self.keys is not None and raw["__key__"] not in self.keys:
+            if self.keys is not None and sample.meta.key not in self.keys:
                 counts["not-selected"] += 1
                 continue
-            try:
-                meta = SampleMeta.from_json_bytes(raw["json"]) if "json" in raw else None
-                if meta is None or meta.ext not in raw or meta.key != raw["__key__"]:
-                    raise FormatError(f"sample {raw['__key__']!r} in {part.shard} lacks its image or json")
-            except FormatError:
-                if self.config.errors == "raise":
-                    raise
-                counts["bad-metadata"] += 1
-                continue
-            yield meta, raw[meta.ext]
+            yield sample.meta, sample.data
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
