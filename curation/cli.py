@@ -14,7 +14,15 @@ from pathlib import Path
 from rich.console import Console
 
 from shards.admission import FilterConfig
-from shards.console import MAX_SIDE, float_between, int_between, run_command, size_between
+from shards.console import (
+    MAX_SIDE,
+    Parser,
+    float_between,
+    int_between,
+    print_report,
+    run_command,
+    size_between,
+)
 from shards.manifest import MANIFEST_NAME
 from shards.pack import REJECTS_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
@@ -94,7 +102,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
             manifest = go(source, out, work, config, engine, LiveEvents(Console(stderr=True)))
         finally:
             engine.close()
-    Console().print(summary_table(manifest))
+    print_report(summary_table(manifest), markup=True)
     print(f"wrote {manifest['num_samples']} samples to {args.out}; rejects in {Path(args.out) / REJECTS_NAME}")
     return 0
 
@@ -110,7 +118,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         from .report import status_table
 
-        Console().print(status_table(report))
+        print_report(status_table(report), markup=True)
     return 0
 
 
@@ -155,7 +163,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description="Fetch, validate, deduplicate and pack images, untouched, into an anyres "
         "dataset. Runs on Ray; rerunning the same command resumes.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -99,11 +99,8 @@ def file_key(relative_path: str) -> str:
 def sample_meta(info: ImageInfo, key: str, source: str, source_id: str, provenance: dict[str, Any],
                 extra: dict[str, Any] | None = None) -> SampleMeta:
     """The one way a probed image becomes a sample's metadata."""
-    return SampleMeta(
-        key=key, width=info.width, height=info.height, orientation=info.orientation,
-        format=info.format, ext=info.ext, mode=info.mode, nbytes=info.nbytes, sha256=info.sha256,
-        phash=info.phash, source=source, source_id=source_id, extra=dict(extra or {}), **provenance,
-    )
+    return SampleMeta(key=key, **info.facts(), source=source, source_id=source_id,
+                      extra=dict(extra or {}), **provenance)
 
 
 def read_file(path: str, max_bytes: int | None = None) -> bytes:

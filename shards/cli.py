@@ -14,9 +14,11 @@ from pathlib import Path
 
 from .console import (
     MAX_SIDE,
+    Parser,
     float_between,
     int_at_least,
     int_between,
+    print_report,
     printable,
     printable_json,
     progress_bar,
@@ -70,7 +72,7 @@ def filter_from_args(args: argparse.Namespace) -> IndexFilter:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .render import info_report, print_report, root_line
+    from .render import info_report, root_line
 
     ds = Dataset(args.dataset)
     stats = summarize(ds.index)
@@ -182,7 +184,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Inspect and manage anyres datasets: native-resolution images stored untouched "
         "in WebDataset shards with an index.parquet and a dataset.json. DATASET is a folder, an "

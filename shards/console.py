@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import UserError
 
@@ -141,6 +142,21 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[int], None
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+def _reader_gone() -> None:
+    # Rich's default exits with status 1 when stdout's reader has gone (`info | head`); raised
+    # instead, it ends where every command's does (console.run_command): exit 0, stdout quiet.
+    raise BrokenPipeError
+
+
+def print_report(renderable: Any, markup: bool = False) -> None:
+    """A rich table or panel on stdout; a reader that goes away ends the command quietly."""
+    from rich.console import Console
+
+    console = Console()
+    console.on_broken_pipe = _reader_gone
+    console.print(renderable, markup=markup, emoji=False)  # markup only in a caller's own strings
 
 
 def _silence_stdout() -> None:

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import stat
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,13 +27,14 @@ from .errors import DatasetError
 from .http import HttpClient, HttpStream
 from .limits import Limits
 
-try:  # fsspec's filesystems may raise aiohttp's errors as they are, not OSError
-    from aiohttp import ClientError as _HttpError
-except ImportError:  # pragma: no cover - aiohttp is a dependency, but fsspec works without it
-    class _HttpError(Exception):
-        pass
 
-IO_ERRORS = (OSError, _HttpError)
+def io_errors() -> tuple[type[Exception], ...]:
+    """What a storage read may raise besides DatasetError. Some fsspec filesystems raise
+    aiohttp's errors as they are, not OSError; aiohttp is looked up, not imported, since only
+    such a filesystem loads it (importing it costs every command a tenth of a second)."""
+    aiohttp = sys.modules.get("aiohttp")
+    return (OSError, aiohttp.ClientError) if aiohttp is not None else (OSError,)
+
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 MAX_DEPTH = 8
 
@@ -127,7 +129,7 @@ class Location:
             if self.kind == "http":
                 return self.http.exists(self.path(relative) + ("" if relative else "/"))
             return bool(self.fs.exists(self.path(relative)))
-        except (*IO_ERRORS, ValueError):
+        except (*io_errors(), ValueError):
             return False
 
     def size(self, relative: str) -> int | None:
@@ -138,7 +140,7 @@ class Location:
             if self.kind == "http":
                 return self.http.size(self.path(relative))
             return self.fs.size(self.path(relative))
-        except (*IO_ERRORS, ValueError, DatasetError):
+        except (*io_errors(), ValueError, DatasetError):
             return None
 
     def read_file(self, relative: str, limit: int) -> bytes:
@@ -190,7 +192,7 @@ class Location:
                 return f.read(end - (start or 0))
         except FileNotFoundError:
             raise DatasetError(f"missing file: {self.display(relative)}") from None
-        except IO_ERRORS as exc:
+        except io_errors() as exc:
             raise DatasetError(f"cannot read {self.display(relative)}: {exc}") from None
 
     def open(self, relative: str):
@@ -203,7 +205,7 @@ class Location:
             return self.fs.open(self.path(relative), "rb")
         except FileNotFoundError:
             raise DatasetError(f"missing file: {self.display(relative)}") from None
-        except IO_ERRORS as exc:
+        except io_errors() as exc:
             raise DatasetError(f"cannot open {self.display(relative)}: {exc}") from None
 
     def list_local(self, relative: str) -> list[str]:

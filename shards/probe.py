@@ -16,6 +16,7 @@ import imagehash
 from PIL import Image, ImageOps
 
 from .errors import UserError
+from .schema import ImageFacts
 
 DEFAULT_MAX_PIXELS = 200_000_000
 # Each scan of a progressive JPEG is a full pass over the image: thousands of tiny scans make
@@ -38,17 +39,8 @@ class ProbeError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
-class ImageInfo:
-    width: int
-    height: int
-    orientation: int
-    format: str
-    ext: str
-    mode: str
-    frames: int
-    nbytes: int
-    sha256: str
-    phash: str
+class ImageInfo(ImageFacts):
+    frames: int  # admission rejects animations; a camera MPO's extra frames are kept
 
 
 def sha256_hex(data: bytes) -> str:

@@ -20,13 +20,17 @@ from braceexpand import braceexpand
 
 from .index import IndexFile, IndexFilter, read_index
 from .limits import Limits
-from .location import IO_ERRORS, DatasetError, Location
+from .location import DatasetError, Location, io_errors
 from .manifest import read_manifest
 from .schema import FormatError, SampleMeta, check_ext, check_key
 from .tario import BLOCK, Member, TarFormatError, padded, parse_header
 from .tario import iter_members as tario_members
 
-ShardError = (TarFormatError, *IO_ERRORS, DatasetError)
+
+def shard_errors() -> tuple[type[Exception], ...]:
+    """What reading a shard may raise when the shard (not the caller) is at fault."""
+    return (TarFormatError, *io_errors(), DatasetError, FormatError)
+
 JSON_GUESS = 4096  # json bytes read along with the image: most members' json fits, saving a read
 
 
@@ -108,7 +112,7 @@ def iter_shard_urls(
         try:
             with loc.open("") as f:
                 yield from group_samples(iter_members(f, loc.limits), url, on_skip)
-        except (*ShardError, FormatError) as exc:
+        except shard_errors() as exc:
             if on_error is None:
                 raise
             on_error(exc)
@@ -225,7 +229,7 @@ class Dataset:
                 with self.loc.open(name) as f:
                     members = iter_members(f, self.limits, self.shard_sizes[name])
                     yield from group_samples(members, name, on_skip)
-            except (*ShardError, FormatError) as exc:
+            except shard_errors() as exc:
                 if on_error is None:
                     raise
                 on_error(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -136,15 +136,3 @@ def root_line(manifest: dict[str, Any]) -> str:
     root = manifest.get("root_hash")
     return f"root hash {root}" if root else \
         "root hash not recorded (written before datasets were pinned): `anyres-shards verify` computes it"
-
-
-def _reader_gone() -> None:
-    # Rich's default exits with status 1 when stdout's reader has gone (`info | head`); raised
-    # instead, it ends where every command's does (console.run_command): exit 0, stdout quiet.
-    raise BrokenPipeError
-
-
-def print_report(renderable: Any) -> None:
-    console = Console()
-    console.on_broken_pipe = _reader_gone
-    console.print(renderable, markup=False, emoji=False)  # our own strings hold no markup either

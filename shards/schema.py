@@ -85,8 +85,10 @@ def check_ext(ext: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class SampleMeta:
-    key: str
+class ImageFacts:
+    """What the stored bytes say about themselves, as probing finds them: the part of a
+    sample's metadata that no source can choose."""
+
     width: int
     height: int
     orientation: int
@@ -96,6 +98,16 @@ class SampleMeta:
     nbytes: int
     sha256: str
     phash: str
+
+    def facts(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(ImageFacts)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleMeta(ImageFacts):
+    # Field order here is irrelevant to the bytes: the json is written with sorted keys and
+    # the index in FIELDS order.
+    key: str
     source: str
     source_id: str
     url: str | None = None

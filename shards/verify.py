@@ -22,7 +22,7 @@ from .limits import Limits
 from .location import DatasetError, Location
 from .manifest import ROOT_FIELD, SHARD_DIR, root_hash
 from .probe import probe_image, sha256_hex
-from .reader import Dataset, ShardError, iter_members
+from .reader import Dataset, iter_members, shard_errors
 from .schema import FIELDS, FormatError, SampleMeta, check_ext, check_key
 from .tario import Member, TruncatedError, padded
 
@@ -239,10 +239,10 @@ class Verifier:
                             group = []
                         group.append(member)
                         end = member.offset + padded(len(member.data))
-                except (*ShardError, FormatError) as exc:
+                except shard_errors() as exc:
                     error = exc
                 trailing = reader.drain()
-        except (*ShardError, FormatError) as exc:  # the storage failing under us
+        except shard_errors() as exc:  # the storage failing under us
             self.problem(name, None, f"cannot read the shard: {exc}")
             return None, None
         if error is not None and reader.count > limit:

@@ -63,7 +63,7 @@ def add_api_flags(p: argparse.ArgumentParser) -> None:
                    help="Flickr REST URL, or a compatible server (default: Flickr's)")
     g.add_argument("--credentials", metavar="FILE",
                    help="file with the API key and secret (default: FLICKR_API_KEY and FLICKR_API_SECRET)")
-    g.add_argument("--calls-per-hour", type=float_between(0, 10**6), default=3600.0,
+    g.add_argument("--calls-per-hour", type=float_between(0, 10**9), default=3600.0,
                    help="API calls per hour, retries included (default 3600, Flickr's limit)")
     g.add_argument("--api-retries", type=int_between(0, 100), default=5,
                    help="retries of an API call after HTTP 5xx/429 or 'service unavailable' (default 5)")
