@@ -12,6 +12,7 @@ import math
 import pytest
 
 from shards.errors import ConfigError
+from tests.cli_outcome import one_error_line, run_main
 from training.cli import main
 from training.run.config import PRESETS
 
@@ -45,19 +46,8 @@ TRAIN_FLAGS = {
 
 
 def run(capsys, argv: list[str]) -> str:
-    """main's exit code must be 2, and stderr one error line (after argparse's usage, if any)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse rejects a flag value by exiting
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2, (argv, err)
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert len(errors) == 1 and err.rstrip("\n").endswith(errors[0]), err
-    usage = err.splitlines()[:-1]  # argparse's usage block: "usage: ..." and its indented continuation
-    assert all(line.startswith(("usage:", " ")) for line in usage), err
-    return errors[0]
+    code = run_main(main, argv)
+    return one_error_line(code, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("value", BAD)
