@@ -19,7 +19,8 @@ attribution=()
 "$shards" info "$out/photos"
 .venv/bin/anyres-curate folder "$photos" --out "$out/curated" --min-side 1024
 "$shards" verify "$out/curated" --deep
-"$shards" verify "$out/photos" --deep
+root=$("$shards" info "$out/photos" --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["root_hash"])')
+"$shards" verify "$out/photos" --deep --expect "$root"   # pinned: exactly the dataset announced
 "$shards" ls "$out/photos" --limit 5
 "$shards" plot "$out/photos" -o "$out/photos-sizes.png"
 "$shards" grid "$out/photos" -o "$out/photos-grid.png" --n 15 --thumb 320
