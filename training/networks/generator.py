@@ -70,10 +70,11 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor, psi: float = 1.0, update_avg: bool = False) -> torch.Tensor:
         w = self.layers(normalize_2nd_moment(z))
+        # w_avg is an fp32 buffer; under bf16 autocast w is bf16, and lerp takes one dtype.
         if update_avg:
-            self.w_avg.copy_(w.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
         if psi != 1:
-            w = self.w_avg.lerp(w, psi)
+            w = self.w_avg.lerp(w.float(), psi)
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
 
 
@@ -99,12 +100,16 @@ class FourierInput(nn.Module):
         return torch.einsum("bij,hwj->bhwi", transform[:, :2].float(), patch)
 
     def forward(self, transform: torch.Tensor, scale: torch.Tensor, size: int, margin: int) -> torch.Tensor:
-        coords = self.grid(transform, size, margin)
-        x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w n
-        # Cycles per pixel at this scale; fade from a quarter to half a cycle (Nyquist).
-        per_pixel = self.freqs.norm(dim=1) / scale.float().unsqueeze(1)  # b x n
-        amplitude = ((0.5 - per_pixel) / 0.25).clamp(0, 1)
-        x = x * amplitude[:, None, None, :]
+        # Coordinates and phases always in fp32, autocast or not: bf16's 8-bit mantissa would put
+        # a canvas coordinate pixels off deep in a zoom and turn the high octaves into noise,
+        # and training would see other inputs than inference.
+        with torch.autocast(transform.device.type, enabled=False):
+            coords = self.grid(transform, size, margin)
+            x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w n
+            # Cycles per pixel at this scale; fade from a quarter to half a cycle (Nyquist).
+            per_pixel = self.freqs.norm(dim=1) / scale.float().unsqueeze(1)  # b x n
+            amplitude = ((0.5 - per_pixel) / 0.25).clamp(0, 1)
+            x = x * amplitude[:, None, None, :]
         x = x @ (self.weight / math.sqrt(self.weight.shape[1])).T  # b h w c
         return x.permute(0, 3, 1, 2).contiguous()
 
