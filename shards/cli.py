@@ -16,7 +16,6 @@ from .console import (
     MAX_SIDE,
     Parser,
     float_between,
-    int_at_least,
     int_between,
     print_report,
     printable,
@@ -230,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", metavar="DATASET")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
     p.add_argument("--n", type=int_between(1, 400), default=36, help="number of samples, at most 400 (default 36)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed for the selection (default 0)")
+    p.add_argument("--seed", type=int_between(0), default=0, help="random seed for the selection (default 0)")
     p.add_argument("--thumb", type=int_between(16, 1024), default=256,
                    help="cell size in pixels, 16 to 1024 (default 256)")
     p.set_defaults(run=cmd_grid)

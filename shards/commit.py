@@ -16,7 +16,6 @@ Every manifest's content fields come from `manifest.content_fields`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .atomic import atomic_write
 from .index import index_bytes
-from .manifest import INDEX_NAME, MANIFEST_NAME, content_fields, manifest_bytes, shard_name
+from .manifest import INDEX_NAME, MANIFEST_NAME, content_fields, file_sha256, manifest_bytes, shard_name
 from .schema import INDEX_SCHEMA
 
 MARKER = "commit.json"
@@ -81,11 +80,7 @@ def _with_digest(root: Path, shard: dict[str, Any]) -> dict[str, Any]:
     # a dataset written before shards carried their digest gets it now
     if "sha256" in shard:
         return shard
-    digest = hashlib.sha256()
-    with open(root / shard["name"], "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return {**shard, "sha256": digest.hexdigest()}
+    return {**shard, "sha256": file_sha256(root / shard["name"])}
 
 
 def _staged(stage: Path, name: str) -> Path:

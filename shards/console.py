@@ -60,10 +60,6 @@ def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    return int_between(low)
-
-
 def float_between(low: float, high: float = math.inf, low_open: bool = True,
                   high_open: bool = False) -> Callable[[str], float]:
     """A finite float in (low, high] by default; nan and inf are never settings."""
@@ -82,13 +78,6 @@ def float_between(low: float, high: float = math.inf, low_open: bool = True,
         return value
 
     return parse
-
-
-def float_above(low: float) -> Callable[[str], float]:
-    return float_between(low)
-
-
-positive_float = float_above(0)
 
 
 # C0 and C1 control characters, DEL, and the Unicode controls that reorder or hide text (bidi

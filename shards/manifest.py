@@ -106,6 +106,15 @@ ROOT_FIELD = "root_hash"
 ROOT_PREFIX = "anyres-root-v1"
 
 
+def file_sha256(path) -> str:
+    """A file's SHA-256, read in 1 MiB blocks (a shard can be large): a shard's entry in the manifest."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def root_hash(index_sha256: str, index_nbytes: int, shards: list[dict[str, Any]]) -> str:
     lines = [ROOT_PREFIX, f"{INDEX_NAME} {index_nbytes} {index_sha256}"]
     lines += [f"{s['name']} {s['nbytes']} {s['sha256']}" for s in shards]

@@ -13,12 +13,12 @@ calls nothing twice.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from shards import DatasetError
+from shards.manifest import file_sha256
 
 from .api import FlickrApiError, FlickrClient
 from .discovery import SIZE_LABELS, as_int, choose_size
@@ -46,14 +46,6 @@ def list_lines(path: str) -> Iterator[tuple[int, str]]:
             text = line.strip()
             if text and not text.startswith("#"):
                 yield number, text
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def info_fields(photo: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +77,7 @@ class IdsDiscovery:
         self.path, self.licenses, self.make_client, self.journal = path, licenses, client, journal
 
     def records(self) -> Iterator[dict[str, Any]]:
-        digest = file_digest(self.path)
+        digest = file_sha256(self.path)
         cursor = self.journal.cursor()
         if cursor is not None and cursor.get("list_sha256") != digest:
             raise DatasetError(f"{self.path} changed since this run started; rerun with --restart")
