@@ -32,6 +32,8 @@ def add_stream_flags(parser: argparse.ArgumentParser) -> None:
                        help="how S is drawn in [S_min, S_max] (default uniform, the paper's)")
     group.add_argument("--upsample", action="store_true",
                        help="render canvases smaller than S_min at S_min instead of skipping them")
+    group.add_argument("--mirror", action="store_true",
+                       help="flip half the patches left to right, as training with --mirror does")
     group.add_argument("--patches-per-image", type=int_between(1, 1024),
                        help="patches drawn per decoded image (default 4 for patch, 1 for global)")
     group.add_argument("--min-side", type=int_between(1, 2**20),
@@ -44,7 +46,7 @@ def stream_from_args(args: argparse.Namespace) -> StreamConfig:
     # A setting out of its domain (an S range below p) is a ConfigError: one line, exit 2.
     return StreamConfig(stream=args.stream, size=args.size, s_min=args.s_min, s_max=args.s_max,
                         distribution=args.distribution, upsample=args.upsample,
-                        patches_per_image=args.patches_per_image)
+                        patches_per_image=args.patches_per_image, mirror=args.mirror)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

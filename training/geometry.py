@@ -7,6 +7,10 @@ over [-0.5, 0.5]. Its transform maps patch coordinates to canvas coordinates:
 
     T = [[p/S, 0, cu], [0, p/S, cv], [0, 0, 1]],   canvas = T @ patch
 
+A mirrored patch (random horizontal flips, --mirror) shows the canvas flipped left to right:
+its pixels are the window's pixels flipped, and its T is that of the mirrored canvas, where the
+window centre lies at -cu. The native window (`window`) is the same pixels either way.
+
 Everything here is pure arithmetic on numbers; pixels are the decoder's business.
 """
 
@@ -46,6 +50,7 @@ class PatchDraw:
     cu: float  # window centre, canvas coordinates in [-0.5, 0.5]
     cv: float
     size: int  # p: pixels across the patch
+    mirror: bool = False  # shows the canvas flipped left to right (the renderers flip the pixels)
 
     @property
     def extent(self) -> float:
@@ -53,7 +58,9 @@ class PatchDraw:
         return self.size / self.scale
 
     def transform(self) -> np.ndarray:
-        return patch_transform(self.scale, self.cu, self.cv, self.size)
+        """T as the pixels show it: for a mirrored patch, T on the mirrored canvas (u -> -u), so
+        that the networks see a consistent picture of a flipped image."""
+        return patch_transform(self.scale, -self.cu if self.mirror else self.cu, self.cv, self.size)
 
     def window(self) -> tuple[float, float, float]:
         """(x0, y0, w): the window's top-left corner and width, in native display pixels."""
@@ -76,6 +83,8 @@ def patch_to_native(draw: PatchDraw, u: np.ndarray, v: np.ndarray) -> tuple[np.n
     """Native display coordinates of patch coordinates (u, v), through T and the canvas box."""
     t = draw.transform()
     cu, cv = t[0, 0] * u + t[0, 2], t[1, 1] * v + t[1, 2]
+    if draw.mirror:  # T maps onto the mirrored canvas; the native image is the unmirrored one
+        cu = -cu
     c = draw.canvas
     return c.ox + (cu + 0.5) * c.n, c.oy + (cv + 0.5) * c.n
 

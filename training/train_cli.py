@@ -31,11 +31,16 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                        description="Stage 'global' trains G and D on whole canvases at R; stage 'patch' "
                        "starts from a stage-1 checkpoint and mixes in patches at scales S > R, regularised "
                        "by the frozen stage-1 generator. Run under torchrun for several processes.")
-    t.add_argument("--data", required=True, metavar="DATASET")
+    t.add_argument("--data", required=True, metavar="DATASET",
+                   help="the dataset: whole canvases at R, and stage patch's patches unless --data-hr")
+    t.add_argument("--data-hr", metavar="DATASET",
+                   help="stage patch: draw the patches from this dataset instead (the paper: a high-resolution "
+                   "subset); the global stream still reads --data")
     t.add_argument("--out", required=True, metavar="RUN", help="run folder: config, stats, checkpoint, samples")
     t.add_argument("--stage", choices=("global", "patch"), default="global")
     t.add_argument("--preset", choices=PRESET_NAMES, default="tiny")
-    t.add_argument("--teacher", metavar="CKPT", help="stage patch: the stage-1 checkpoint.pt")
+    t.add_argument("--teacher", metavar="CKPT",
+                   help="stage patch: the stage-1 checkpoint.pt, or any of its network-snapshot-*.pt")
     t.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
     t.add_argument("--kimg", type=KIMG, help="training length in thousands of images (preset's default)")
     t.add_argument("--batch", type=int_between(1, 65536), help="global batch over all processes")
@@ -46,13 +51,32 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--gamma", type=WEIGHT, help="R1 weight")
     t.add_argument("--lr-g", type=LEARNING_RATE)
     t.add_argument("--lr-d", type=LEARNING_RATE)
+    t.add_argument("--batch-gpu", type=int_between(1, 65536), metavar="N",
+                   help="micro-batch per process: accumulate gradients over chunks of N (default: no split); "
+                   "D's minibatch-std groups stay within a chunk")
+    t.add_argument("--ema-rampup", type=PROBABILITY, metavar="F",
+                   help="stage global: EMA half-life at most F x the images shown (default 0.05; 0: off)")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile G and D (needs a C compiler; pays only on long GPU runs)")
+    t.add_argument("--s-min", type=SCALE, metavar="S", help="smallest patch scale S, at least R and p (default: max(R, p); "
+                   "the paper's stage 2 on a high-resolution subset: 2R)")
     t.add_argument("--s-max", type=SCALE, help="cap on the patch scale S (default: native side)")
     t.add_argument("--distribution", choices=("uniform", "log-uniform"), default="uniform")
+    t.add_argument("--mirror", action="store_true",
+                   help="flip half the images left to right, in both streams (T follows the flip)")
     t.add_argument("--no-scale-cond", action="store_true", help="ablation: G and D ignore the scale S")
     t.add_argument("--tick-kimg", type=KIMG, help="kimg between stats lines")
-    t.add_argument("--snap-ticks", type=int_between(1, 10**6), help="ticks between checkpoints and sample grids")
-    t.add_argument("--workers", type=int_between(0, 256), default=0, help="loader worker processes per rank")
+    t.add_argument("--snap", "--snap-ticks", dest="snap_ticks", type=int_between(1, 10**6), metavar="TICKS",
+                   help="ticks between snapshots: checkpoint.pt (replaced), a kept network-snapshot-KIMG.pt "
+                   "(G, G_ema, D, config) and a sample grid (preset's default)")
+    t.add_argument("--workers", type=int_between(0, 256), metavar="N",
+                   help="loader worker processes per rank (default: up to 4 on a GPU, 0 on the CPU)")
     t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--aug", choices=("ada", "diffaug", "none"),
+                   help="augment every image D sees: ADA with adaptive p (default), DiffAugment, or none")
+    t.add_argument("--ada-target", type=float_between(0, 1, low_open=False, high_open=True),
+                   help="ADA: the E[sign(D(real))] that p is steered to (default 0.6)")
+    t.add_argument("--ada-kimg", type=KIMG, help="ADA: kimg for p to go from 0 to 1 (preset's default)")
     t.set_defaults(run=cmd_train)
     return t
 
@@ -64,15 +88,25 @@ def _given(**values) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     from .run.config import PRESETS, without_scale_cond  # torch-heavy: only when training
+    from .run.dist import machine_loader_processes
 
     base = PRESETS[args.preset]
-    stream = replace(base.loader.stream, distribution=args.distribution, **_given(s_max=args.s_max))
-    loader = replace(base.loader, data=args.data, stream=stream, num_workers=args.workers, seed=args.seed,
+    stream = replace(base.loader.stream, distribution=args.distribution, mirror=args.mirror,
+                     **_given(s_min=args.s_min, s_max=args.s_max))
+    workers, pin = machine_loader_processes(args.workers)  # resolved here, so config.json says what ran
+    aug = replace(base.aug, **_given(kind=args.aug, target=args.ada_target, ada_kimg=args.ada_kimg))
+    loader = replace(base.loader, data=args.data, stream=stream, num_workers=workers, pin_memory=pin,
+                     seed=args.seed,
                      **_given(batch_size=args.batch))
-    cfg = replace(base, out=str(args.out), loader=loader, stage=args.stage, teacher=args.teacher,
-                  resume=args.resume, patch_prob=args.patch_prob, teacher_weight=args.teacher_weight,
+    cfg = replace(base, out=str(args.out), loader=loader, aug=aug, stage=args.stage, teacher=args.teacher,
+                  resume=args.resume, data_hr=args.data_hr, patch_prob=args.patch_prob,
+                  teacher_weight=args.teacher_weight,
                   lpips=args.lpips, **_given(kimg=args.kimg, gamma=args.gamma, lr_g=args.lr_g, lr_d=args.lr_d,
                                              tick_kimg=args.tick_kimg, snap_ticks=args.snap_ticks))
+    recipe = _given(batch_gpu=args.batch_gpu, ema_rampup=args.ema_rampup)
+    if recipe.get("ema_rampup") == 0:
+        recipe["ema_rampup"] = None  # 0 turns the ramp-up off
+    cfg = replace(cfg, compile=args.compile, **recipe)
     return without_scale_cond(cfg) if args.no_scale_cond else cfg
 
 

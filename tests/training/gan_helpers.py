@@ -17,8 +17,8 @@ from training.run.config import TrainConfig, loader_settings, without_scale_cond
 from ..shards.images import encode, gradient
 from .helpers import write_dataset
 
-TINY_G = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channels=(24, 16), fourier_features=32,
-                         octaves=2.0, filter_half=2, scale_dim=16)
+TINY_G = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, num_layers=3, critical_layers=1,
+                         channel_base=256, channel_max=16, scale_dim=16)
 TINY_D = DiscriminatorConfig(resolution=16, channel_base=256, channel_max=32, mbstd_group=2, scale_dim=16,
                              base_resolution=16)
 

@@ -37,11 +37,15 @@ TRAIN_FLAGS = {
     "--gamma": lambda v: v == "0",
     "--lr-g": lambda v: v == "0",
     "--lr-d": lambda v: v == "0",
+    "--s-min": lambda v: False,
     "--s-max": lambda v: False,
     "--tick-kimg": lambda v: False,
+    "--snap": lambda v: False,
     "--snap-ticks": lambda v: False,
     "--workers": lambda v: v == "0",
     "--seed": lambda v: v == "0",
+    "--ada-target": lambda v: v == "0",
+    "--ada-kimg": lambda v: False,
 }
 
 
@@ -73,6 +77,20 @@ def test_train_flags_never_give_a_traceback(capsys, tmp_path, flag, value):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("value", BAD)
+def test_the_hr_dataset_flag_never_gives_a_traceback(capsys, tmp_path, value):
+    """--data-hr names a dataset: any value is opened (after --data) and refused in one line."""
+    from .gan_helpers import gan_dataset
+
+    data = gan_dataset(tmp_path / "ds", n=2, size=(40, 40))
+    error = run(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--stage", "patch",
+                         f"--data-hr={value}"])  # '=': a value like -inf is a value, not an option
+    assert "--data-hr dataset" in error, error
+    assert not (tmp_path / "run").exists()
+    error = run(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), f"--data-hr={value}"])
+    assert "--data-hr" in error and "--stage patch" in error, error  # stage global reads no patches
+
+
 def test_a_patch_range_below_the_patch_size_is_one_line(capsys, tmp_path):
     # Passes every flag's own bounds, but the tiny preset's patch stream starts at S = p = 32.
     error = run(capsys, ["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--stage", "patch",
@@ -81,6 +99,8 @@ def test_a_patch_range_below_the_patch_size_is_one_line(capsys, tmp_path):
     error = run(capsys, ["preview", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "o"), "--size", "32",
                          "--s-min", "64", "--s-max", "48"])
     assert "s_max 48.0 is below s_min 64" in error
+    error = run(capsys, ["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--s-min", "16"])
+    assert "s_min 16.0 is below the patch size 32" in error
 
 
 @pytest.mark.parametrize("setting", ["kimg", "tick_kimg", "lr_g", "lr_d", "gamma", "teacher_weight", "ema_kimg"])

@@ -30,7 +30,9 @@ STEPS = textwrap.dedent("""
     if world > 1:
         dist.init_process_group("gloo")
     rank = dist.get_rank() if world > 1 else 0
-    cfg = tiny_config("unused", "unused")  # global batch 8, R1 every 4 steps
+    from training.networks.augment import AugmentConfig
+    # Global batch 8, R1 every 4 steps. No augmentation: each rank draws its own, by design.
+    cfg = tiny_config("unused", "unused", aug=AugmentConfig(kind="none"))
     trainer = Trainer(cfg, torch.device("cpu"), world)
     trainer.set_teacher(copy.deepcopy(trainer.G_ema))
     g = torch.Generator().manual_seed(5)

@@ -1,5 +1,6 @@
-"""The networks against DESIGN.md 3: tiles join without seams, T means what the loader means by
-it, the scale conditioning is alive when on and absent when off, the filters do what they say."""
+"""The networks against DESIGN.md 3: T means what the loader means by it, the scale conditioning
+is alive when on and absent when off, the shared filters do what they say (the synthesis
+network's tiles, patches and resampling: test_synthesis.py)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,11 @@ import torch
 
 from training.geometry import Canvas, PatchDraw, patch_transform
 from training.networks.discriminator import Discriminator
-from training.networks.filters import (
-    FilteredLeakyReLU,
-    downsample2,
-    kaiser_lowpass,
-    per_sample_blur,
-    upsample2,
-)
+from training.networks.filters import per_sample_blur
 from training.networks.generator import Generator
 from training.networks.layers import ScaleEmbedding, normalize_2nd_moment
-from training.networks.render import render_full
 
 from .gan_helpers import TINY_D, TINY_G
-
-# Float32 rounding only: every layer is a valid convolution on grids tied to the pixel centres,
-# so a tile is the same arithmetic as the matching crop of a bigger render, in another order.
-TILE_TOLERANCE = 1e-5
 
 
 def randomized(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -38,50 +28,9 @@ def randomized(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module.eval()
 
 
-@pytest.fixture(scope="module")
-def generator() -> Generator:
-    torch.manual_seed(0)
-    return randomized(Generator(TINY_G))
-
-
-def test_tiles_assemble_into_the_one_pass_render(generator):
-    ws = generator.mapping(torch.randn(2, TINY_G.z_dim))
-    with torch.no_grad():
-        whole = render_full(generator, ws, 64)
-        tiled = render_full(generator, ws, 64, tile=16)
-    assert whole.shape == tiled.shape == (2, 3, 64, 64)
-    assert whole.std() > 0.05  # a real image, not a constant that would tile trivially
-    assert (whole - tiled).abs().max() < TILE_TOLERANCE
-
-
-def test_a_patch_at_any_window_is_the_same_area_of_a_larger_image(generator):
-    ws = generator.mapping(torch.randn(1, TINY_G.z_dim))
-    s, p = 96, 16
-    with torch.no_grad():
-        big = render_full(generator, ws, s, tile=p)  # assembled from 6 x 6 tiles
-        for x0, y0 in ((0, 0), (37, 5), (80, 61)):  # any whole-pixel offset, edges included
-            cu, cv = (x0 + p / 2) / s - 0.5, (y0 + p / 2) / s - 0.5
-            t = torch.from_numpy(patch_transform(s, cu, cv, p))[None]
-            patch = generator.synthesis(ws, t, torch.tensor([float(s)]), p)
-            assert (patch - big[:, :, y0:y0 + p, x0:x0 + p]).abs().max() < TILE_TOLERANCE
-
-
 def test_patch_transform_is_the_loaders_transform():
     draw = PatchDraw(Canvas(3, 0, 200), scale=57.5, cu=0.12, cv=-0.2, size=16)
     assert np.allclose(patch_transform(57.5, 0.12, -0.2, 16), draw.transform())
-
-
-def test_detail_appears_when_zooming_in():
-    """Features above a scale's Nyquist are faded out: a zoomed-in view has finer features on,
-    which the global view at R cannot show."""
-    g = Generator(TINY_G).eval()
-    inp = g.input
-    with torch.no_grad():
-        at_r = inp(torch.eye(3)[None], torch.tensor([16.0]), 16, 0)
-        radius = inp.freqs.norm(dim=1)  # cycles per canvas
-        per_pixel_r, per_pixel_4r = radius / 16, radius / 64
-    assert at_r.abs().max() > 0
-    assert ((per_pixel_r >= 0.5) & (per_pixel_4r < 0.25)).sum() >= 4  # off at R, fully on at 4R
 
 
 def test_scale_embedding_is_alive_when_on_and_absent_when_off():
@@ -96,7 +45,7 @@ def test_scale_embedding_is_alive_when_on_and_absent_when_off():
     with torch.no_grad():
         # Zero-initialised: a stage-1 network behaves exactly as without the branch.
         assert torch.equal(on(z, t, s), off(z, t, s))
-        for layer in [*on.layers, on.to_rgb]:
+        for layer in on.layers:
             torch.nn.init.normal_(layer.scale_affine.weight, std=0.5)
         changed = on(z, t, s) - off(z, t, s)
         # Same latent and window, scale label moved: only the embedding sees the difference.
@@ -125,34 +74,6 @@ def test_discriminator_projection_depends_on_scale_only_when_on():
         assert torch.equal(off(x, s1), off(x, s2))
 
 
-def test_filtered_nonlinearity_matches_its_convolution_form_and_shifts_by_whole_pixels():
-    f = FilteredLeakyReLU(3)
-    x = torch.randn(2, 4, 24, 24)
-    reference = downsample2(torch.nn.functional.leaky_relu(upsample2(x, f.taps), 0.2) * 2 ** 0.5, f.taps)
-    y = f(x)
-    assert y.shape[-1] == 24 - 2 * f.shrink
-    assert torch.allclose(y, reference, atol=1e-5)
-    assert torch.allclose(f(x[:, :, 3:, 5:]), y[:, :, 3:, 5:], atol=1e-5)
-
-
-def test_dense_and_convolution_paths_of_the_nonlinearity_agree(monkeypatch):
-    import training.networks.filters as filters
-
-    f = FilteredLeakyReLU(3)
-    x = torch.randn(1, 3, 40, 30)
-    dense = f(x)
-    monkeypatch.setattr(filters, "DENSE_LIMIT", 8)  # force the depthwise-convolution path
-    assert torch.allclose(f(x), dense, atol=1e-5)
-
-
-def test_lowpass_passes_the_band_and_stops_the_alias_band():
-    h = kaiser_lowpass(3, 0.25)
-    n = np.arange(-3, 4)
-    gain = lambda f: abs(np.sum(h * np.exp(-2j * np.pi * f * n)))  # noqa: E731
-    assert abs(gain(0.0) - 1) < 1e-9 and gain(0.1) > 0.9
-    assert gain(0.45) < 0.02 and gain(0.5) < 0.01
-
-
 def test_per_sample_blur_is_each_samples_own_box_filter():
     x = torch.randn(3, 2, 12, 12)
     widths = torch.tensor([1.0, 2.5, 4.0])
@@ -165,7 +86,7 @@ def test_per_sample_blur_is_each_samples_own_box_filter():
 
 class _SquaredDistance(torch.nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).square().mean(dim=(1, 2, 3))
+        return (a - b).square().mean(dim=1, keepdim=True)  # a spatial map, as lpips' spatial=True
 
 
 def test_lpips_term_comes_only_from_a_local_file(tmp_path):

@@ -16,7 +16,7 @@ import torch
 
 from .sampler import Patch
 
-TENSORS = ("image", "transform", "scale", "canvas", "centre", "native_size")
+TENSORS = ("image", "transform", "scale", "canvas", "centre", "native_size", "mirror")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Batch:
     canvas: torch.Tensor  # b x 3 int64: (ox, oy, N) in native pixels
     centre: torch.Tensor  # b x 2 float64: (cu, cv)
     native_size: torch.Tensor  # b x 2 int64: display (W, H)
+    mirror: torch.Tensor  # b bool: flipped left to right; T's cu is then -centre's cu
     key: list[str]
     counts: dict[str, int]  # the reader's running totals when this batch left it
     reader: int  # which reader (rank x worker) made it
@@ -50,6 +51,7 @@ def collate(patches: list[Patch], dtype: str, counts: Counter, reader: int) -> B
         canvas=torch.tensor([[p.draw.canvas.ox, p.draw.canvas.oy, p.draw.canvas.n] for p in patches]),
         centre=torch.tensor([[p.draw.cu, p.draw.cv] for p in patches], dtype=torch.float64),
         native_size=torch.tensor([p.native_size for p in patches]),
+        mirror=torch.tensor([p.draw.mirror for p in patches], dtype=torch.bool),
         key=[p.key for p in patches],
         counts=dict(counts),
         reader=reader,

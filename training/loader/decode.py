@@ -128,6 +128,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # alpha is dropped: a patch shows the stored colour underneath
 
 
+def mirrored(pixels: np.ndarray, draw: PatchDraw) -> np.ndarray:
+    """The window's pixels as `draw` shows them: flipped left to right when it is mirrored.
+    Pixel centres are symmetric about the window's centre, so the flip is exact (no resampling)."""
+    return np.ascontiguousarray(pixels[:, ::-1]) if draw.mirror else pixels
+
+
 def render_patch(decoded: Decoded, draw: PatchDraw, oversample: float = 1.0, rgb: bool = True) -> np.ndarray:
     """The fast path: p x p x 3 uint8 pixels of `draw` from an image decoded at any reduction.
 
@@ -162,7 +168,7 @@ def render_patch(decoded: Decoded, draw: PatchDraw, oversample: float = 1.0, rgb
     lw, lh = crop.size
     local = (max(local[0], 0.0), max(local[1], 0.0), min(local[2], lw), min(local[3], lh))
     patch = crop.resize((draw.size, draw.size), Image.Resampling.LANCZOS, box=local)
-    return np.asarray(patch)
+    return mirrored(np.asarray(patch), draw)
 
 
 def oriented(decoded: Decoded) -> Image.Image:
@@ -188,7 +194,7 @@ def render_reference(image: Image.Image, draw: PatchDraw) -> np.ndarray:
     box = (starts[0], starts[1], min(starts[0] + sizes[0] * step, c.n), min(starts[1] + sizes[1] * step, c.n))
     full = canvas.resize((sizes[0], sizes[1]), Image.Resampling.LANCZOS, box=box)
     p = draw.size
-    return np.asarray(full.crop((first[0], first[1], first[0] + p, first[1] + p)))
+    return mirrored(np.asarray(full.crop((first[0], first[1], first[0] + p, first[1] + p))), draw)
 
 
 def decode_reduction(draws: Sequence[PatchDraw], oversample: float = 1.0) -> int:

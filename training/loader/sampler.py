@@ -11,7 +11,7 @@ so the decode has to be shared. The shuffle buffer downstream spreads those patc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -40,6 +40,7 @@ class StreamConfig:
     oversample: float = 1.0  # decode at least this many times the density a patch needs
     centred: bool = False  # centred canvas and window: evaluation, not training
     reference: bool = False  # render with the slow paper-style path (benchmarks, tests)
+    mirror: bool = False  # flip half the patches left to right (T follows: geometry.PatchDraw.mirror)
 
     def __post_init__(self) -> None:
         if self.stream not in ("patch", "global"):
@@ -84,6 +85,15 @@ class Skip(Exception):
 
 def draw_patches(width: int, height: int, config: StreamConfig, rng: np.random.Generator) -> list[PatchDraw]:
     """The draws for one image, decided from its metadata alone (before any decoding)."""
+    draws = _draw_windows(width, height, config, rng)
+    if not config.mirror:
+        return draws  # no coin is tossed: the draws of a run without flips stay what they were
+    # Each flip comes from the reader's seeded rng, like the window: deterministic, and replayed
+    # exactly on resume.
+    return [replace(d, mirror=True) if rng.random() < 0.5 else d for d in draws]
+
+
+def _draw_windows(width: int, height: int, config: StreamConfig, rng: np.random.Generator) -> list[PatchDraw]:
     n = min(width, height)
     if config.stream == "global":
         if n < config.size and not config.upsample:

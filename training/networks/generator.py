@@ -1,33 +1,38 @@
-"""The any-resolution generator: a StyleGAN3-T-style synthesis network driven by patch transforms.
+"""The any-resolution generator: StyleGAN3-T's synthesis network, driven by the patch transform T.
 
-The input is a bank of Fourier features defined on the *canvas* (DESIGN.md 3): feature k is
-sin(2 pi (f_k . c + phi_k)) at canvas point c. A patch with transform T samples them at its own
-pixel centres mapped through T, plus a margin of M pixels on every side. Every later layer is a
-valid (unpadded) convolution or a filtered nonlinearity on grids tied to those pixel centres
-(filters.py), each eating a fixed number of pixels per side, so exactly the p x p pixels of the
-patch survive and each depends only on features near its own canvas position. Hence one network
-renders the global canvas (T = identity, p = R), any window at any scale, and tiles that join
-without seams: tiles at the same S are bit-for-bit crops of one large render (float rounding
-aside).
+The layers are StyleGAN3-T's (Karras et al. 2021), built from its published design in
+synthesis_plan.py: a Fourier-feature input at 16 samples per image, fourteen modulated 3x3
+layers whose sampling rates grow to the output's, each nonlinearity a leaky ReLU between a
+windowed-sinc upsampling and downsampling (resample.py), each layer's input normalised by a
+running average of its magnitude, and a 1x1 toRGB.
 
-Detail grows with S the way a band limit requires: a feature's frequency in cycles per pixel is
-|f|/S, and features are faded out as that approaches the pixel Nyquist (as StyleGAN3 fades them
-by the layer's sampling rate). Frequencies span several octaves above R's band, so zooming in
-turns on finer features instead of showing a blurred global image.
+What makes it any-resolution (DESIGN.md 3) is where T enters: only at the input. The Fourier
+features are functions of *canvas* coordinates; a patch evaluates them at its own input samples
+mapped through T (their frequencies and phases transformed), so one set of layers renders the
+global canvas (T = identity, n = R), any window at any scale and subpixel offset, and images of
+any size n: every grid of every layer just spans n/R times more samples. With `grid="exact"`
+no padding reaches an output pixel, so tiles whose offsets are multiples of the input spacing
+(R/16 px) are exact crops of one render, and other offsets differ only by the network's own
+aliasing. The scale S reaches the styles through a zero-initialised embedding of log(S/R).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .filters import FilteredLeakyReLU
+from shards.errors import ConfigError
+
 from .layers import FullyConnected, ScaleEmbedding, normalize_2nd_moment
-from .render import pixel_grid
+from .render import sample_grid_positions
+from .resample import Resampler, lowpass, pad_or_crop
+from .synthesis_plan import LayerSides, LayerSpec, SynthesisPlan, grid_sizes, plan_synthesis, taps
 
 
 @dataclass(frozen=True)
@@ -36,27 +41,67 @@ class GeneratorConfig:
     z_dim: int = 512
     w_dim: int = 512
     mapping_layers: int = 2
-    channels: tuple[int, ...] = (512,) * 10  # one synthesis layer per entry
-    fourier_features: int = 512
-    octaves: float = 3.0  # frequencies reach R/2 * 2**octaves cycles per canvas: zoom up to 2**octaves
-    filter_half: int = 3  # low-pass taps 2*half+1 in the filtered nonlinearity
+    num_layers: int = 14  # StyleGAN3-T at 256 px; then toRGB
+    critical_layers: int = 2  # the last layers, critically sampled at R
+    channel_base: int = 32768  # StyleGAN3-T's; channels = min(channel_base / 2 / cutoff, channel_max)
+    channel_max: int = 512
+    first_cutoff: float = 2.0  # the input's band, cycles per image
+    grid: Literal["exact", "stylegan3"] = "stylegan3"  # training grids (synthesis_plan.grid_sizes); images render exact
+    magnitude_ema_beta: float = 0.999
+    output_scale: float = 0.25
     scale_cond: bool = True
     scale_dim: int = 64
     img_channels: int = 3
 
+    def __post_init__(self) -> None:
+        if self.grid not in ("exact", "stylegan3"):
+            raise ConfigError(f"grid must be 'exact' or 'stylegan3', got {self.grid!r}")
+        try:
+            self.plan()
+        except ValueError as exc:
+            raise ConfigError(f"generator: {exc}") from None
+
+    def plan(self) -> SynthesisPlan:
+        return plan_synthesis(self.resolution, self.num_layers, self.critical_layers, self.first_cutoff,
+                              channel_base=self.channel_base, channel_max=self.channel_max,
+                              img_channels=self.img_channels)
+
     @property
     def num_ws(self) -> int:
-        return len(self.channels) + 1
+        return self.num_layers + 1
 
-    @property
-    def margin(self) -> int:
-        """Pixels per side the layers eat: 1 for each 3x3 conv, filter_half for each nonlinearity."""
-        return len(self.channels) * (1 + self.filter_half)
+    def size_step(self) -> int:
+        """Output sides must be multiples of this: every grid then has an even number of samples."""
+        return 2 * self.plan().coarsest_spacing
 
     def architecture(self) -> dict:
-        """What a checkpoint must match to be loaded into this network."""
-        return {k: getattr(self, k) for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "channels",
-                                                "fourier_features", "filter_half", "scale_cond", "scale_dim")}
+        """What a checkpoint must match to be loaded into this network (grid is how it is run)."""
+        return {k: getattr(self, k) for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "num_layers",
+                                                "critical_layers", "channel_base", "channel_max", "first_cutoff",
+                                                "scale_cond", "scale_dim", "img_channels")}
+
+
+class RunningAverage:
+    """An EMA buffer (w_avg, a layer's input magnitude) that training forwards observe and the
+    trainer moves once per step (`Generator.commit_running_averages`), from the mean of every
+    micro-batch's and every rank's observation. Forwards within a step all read the buffer as it
+    was, so a step gives the same result on one device or several, in one batch or in
+    --batch-gpu chunks (StyleGAN3 moves it inside each forward: one step of lag, at beta 0.999
+    or 0.998, is all that differs)."""
+
+    def __init__(self, buffer: torch.Tensor, beta: float):
+        self.buffer, self.beta = buffer, beta
+        self.observed: list[torch.Tensor] = []
+
+    def observe(self, value: torch.Tensor) -> None:
+        self.observed.append(value.float())  # fp32 whatever the autocast: a mean over many steps
+
+    def pending(self) -> torch.Tensor | None:
+        return torch.stack(self.observed).mean(0) if self.observed else None
+
+    def commit(self, value: torch.Tensor) -> None:
+        self.buffer.copy_(value.view_as(self.buffer).lerp(self.buffer, self.beta))
+        self.observed.clear()
 
 
 class MappingNetwork(nn.Module):
@@ -66,109 +111,158 @@ class MappingNetwork(nn.Module):
         self.layers = nn.Sequential(*[FullyConnected(a, b, lr_mul=lr_mul, activation=True)
                                       for a, b in zip(dims[:-1], dims[1:])])
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
-        self.num_ws, self.w_avg_beta = cfg.num_ws, w_avg_beta
+        self.num_ws = cfg.num_ws
+        self.w_stat = RunningAverage(self.w_avg, w_avg_beta)
 
     def forward(self, z: torch.Tensor, psi: float = 1.0, update_avg: bool = False) -> torch.Tensor:
         w = self.layers(normalize_2nd_moment(z))
-        # w_avg is an fp32 buffer; under bf16 autocast w is bf16, and lerp takes one dtype.
         if update_avg:
-            self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
+            self.w_stat.observe(w.detach().float().mean(0))
         if psi != 1:
             w = self.w_avg.lerp(w.float(), psi)
         return w.unsqueeze(1).expand(-1, self.num_ws, -1)
 
 
 class FourierInput(nn.Module):
-    """Fourier features of canvas coordinates, sampled at a patch's pixel centres through T."""
+    """Fourier features of canvas coordinates, sampled at a patch's input grid through T.
 
-    def __init__(self, cfg: GeneratorConfig, seed: int = 0):
+    Frequencies are drawn uniformly over the disc of radius `cutoff` cycles per canvas (the
+    first layer's band), phases uniformly; the bank is fixed, then mixed by a learned c x c
+    matrix. A feature is faded out as its frequency nears the input grid's Nyquist at the
+    patch's scale (StyleGAN3's amplitude ramp): at S = R that is StyleGAN3's input exactly.
+    """
+
+    def __init__(self, channels: int, cutoff: float, rate: int, resolution: int, seed: int = 0):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        n = cfg.fourier_features
-        # Radii log-uniform from 1/2 cycle per canvas to R/2 * 2**octaves: every octave of zoom
-        # gets its share of features. Directions uniform; the bank is fixed, not learned.
-        top = math.log(cfg.resolution / 2 * 2.0 ** cfg.octaves)
-        radius = torch.exp(torch.rand(n, generator=g) * (top - math.log(0.5)) + math.log(0.5))
-        angle = torch.rand(n, generator=g) * 2 * math.pi
+        radius = cutoff * torch.rand(channels, generator=g).sqrt()
+        angle = torch.rand(channels, generator=g) * 2 * math.pi
         self.register_buffer("freqs", torch.stack([radius * angle.cos(), radius * angle.sin()], 1))
-        self.register_buffer("phases", torch.rand(n, generator=g) - 0.5)
-        self.weight = nn.Parameter(torch.randn(cfg.channels[0], n))
+        self.register_buffer("phases", torch.rand(channels, generator=g) - 0.5)
+        self.weight = nn.Parameter(torch.randn(channels, channels))
+        self.cutoff, self.rate, self.resolution = cutoff, rate, resolution
 
-    def grid(self, transform: torch.Tensor, size: int, margin: int) -> torch.Tensor:
-        """Canvas coordinates (b, h, w, 2) of pixel centres i in [-margin, size + margin)."""
-        patch = pixel_grid(size, transform.device, margin)
-        return torch.einsum("bij,hwj->bhwi", transform[:, :2].float(), patch)
+    def coordinates(self, transform: torch.Tensor, n: int, side: int) -> torch.Tensor:
+        """Canvas coordinates (b, side, side, 2) of the input samples of an n x n patch."""
+        patch = sample_grid_positions(self.rate * n // self.resolution, side, transform.device, torch.float64)
+        return torch.einsum("bij,hwj->bhwi", transform[:, :2].double(), patch).float()
 
-    def forward(self, transform: torch.Tensor, scale: torch.Tensor, size: int, margin: int) -> torch.Tensor:
-        # Coordinates and phases always in fp32, autocast or not: bf16's 8-bit mantissa would put
-        # a canvas coordinate pixels off deep in a zoom and turn the high octaves into noise,
-        # and training would see other inputs than inference.
+    def forward(self, transform: torch.Tensor, scale: torch.Tensor, n: int, side: int) -> torch.Tensor:
+        # The whole input in fp32 (coordinates in fp64), autocast or not: bf16's
+        # 8-bit mantissa would put a canvas coordinate pixels off deep in a zoom, and training
+        # would see other inputs than inference.
         with torch.autocast(transform.device.type, enabled=False):
-            coords = self.grid(transform, size, margin)
-            x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w n
-            # Cycles per pixel at this scale; fade from a quarter to half a cycle (Nyquist).
-            per_pixel = self.freqs.norm(dim=1) / scale.float().unsqueeze(1)  # b x n
-            amplitude = ((0.5 - per_pixel) / 0.25).clamp(0, 1)
+            coords = self.coordinates(transform, n, side)
+            x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w c
+            nyquist = self.rate * scale.float() / (2 * self.resolution)  # cycles per canvas, per sample
+            over = self.freqs.norm(dim=1)[None, :] - self.cutoff
+            amplitude = (1 - over / (nyquist[:, None] - self.cutoff)).clamp(0, 1)
             x = x * amplitude[:, None, None, :]
-        x = x @ (self.weight / math.sqrt(self.weight.shape[1])).T  # b h w c
+            # The channel mix too: it is small, and the input is then exactly fp32's.
+            x = x @ (self.weight.float() / math.sqrt(self.weight.shape[1])).T
         return x.permute(0, 3, 1, 2).contiguous()
 
 
-class ModulatedLayer(nn.Module):
-    """Style-modulated 3x3 valid convolution, demodulated, then the filtered leaky ReLU."""
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 valid convolution, then the filtered leaky ReLU: upsample to the layer's
+    temporary rate, leaky ReLU there (its harmonics then mostly fall above the output band), and
+    low-pass and downsample to the output rate. toRGB is a 1x1 modulated convolution alone."""
 
-    def __init__(self, cin: int, cout: int, cfg: GeneratorConfig, kernel: int = 3, nonlinear: bool = True,
-                 demodulate: bool = True):
+    def __init__(self, spec: LayerSpec, cfg: GeneratorConfig):
         super().__init__()
+        self.spec = spec
+        cin, cout = spec.in_channels, spec.out_channels
+        kernel = 1 if spec.torgb else 3
         self.affine = FullyConnected(cfg.w_dim, cin, bias_init=1.0)
         # Zero-initialised: a stage-1 network starts stage 2 rendering exactly as before, and the
         # scale's influence is learned from there.
         self.scale_affine = FullyConnected(cfg.scale_dim, cin, zero=True) if cfg.scale_cond else None
         self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(cout))
-        self.act = FilteredLeakyReLU(cfg.filter_half) if nonlinear else None
-        self.demodulate = demodulate
+        self.register_buffer("magnitude_ema", torch.ones(()))
+        self.magnitude = RunningAverage(self.magnitude_ema, cfg.magnitude_ema_beta)
         self.weight_gain = 1 / math.sqrt(cin * kernel * kernel)
+        self.up = Resampler(lowpass(taps(spec.up), spec.in_cutoff, spec.in_half_width, spec.tmp_rate),
+                            spec.up, up=True)
+        self.down = Resampler(lowpass(taps(spec.down), spec.out_cutoff, spec.out_half_width, spec.tmp_rate),
+                              spec.down, up=False)
+        self.gain = 1.0 if spec.torgb else math.sqrt(2)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, embed: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, embed: torch.Tensor | None, sides: LayerSides,
+                update_ema: bool = False) -> torch.Tensor:
+        x = pad_or_crop(x, sides.input)
+        if update_ema:
+            self.magnitude.observe(x.detach().float().square().mean())
         styles = self.affine(w)
         if self.scale_affine is not None and embed is not None:
             styles = styles + self.scale_affine(embed)
-        weight = self.weight * self.weight_gain
-        # Modulating activations instead of weights: one shared convolution for the whole batch.
-        x = F.conv2d(x * styles[:, :, None, None], weight)
-        if self.demodulate:
-            d = (weight.square().sum(dim=(2, 3)) @ styles.square().T.float()).T  # b x cout
+        styles = styles.float()
+        if self.spec.torgb:
+            styles = styles * self.weight_gain
+        weight = self.weight * (1.0 if self.spec.torgb else self.weight_gain)
+        # Modulating activations instead of weights: one shared convolution for the whole batch,
+        # the same arithmetic as StyleGAN's per-sample weights.
+        x = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight)
+        if not self.spec.torgb:
+            d = (weight.float().square().sum(dim=(2, 3)) @ styles.square().T).T  # b x cout
             x = x * (d + 1e-8).rsqrt()[:, :, None, None].to(x.dtype)
-        else:
-            x = x / math.sqrt(weight.shape[1])
-        x = x + self.bias[None, :, None, None]
-        return self.act(x) if self.act is not None else x
+        # After demodulation, which would cancel any gain on the input: the input's magnitude,
+        # divided out, keeps every layer's activations near unit scale as training moves them.
+        x = x * self.magnitude_ema.rsqrt().to(x.dtype)
+        x = x + self.bias[None, :, None, None].to(x.dtype)
+        if self.spec.torgb:
+            return x
+        x = self.up(x, sides.fine)
+        x = F.leaky_relu(x, 0.2) * self.gain
+        return self.down(x, sides.output)
 
 
 class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
         self.cfg = cfg
+        self.plan = cfg.plan()
         self.mapping = MappingNetwork(cfg)
         self.embed = ScaleEmbedding(cfg.resolution, cfg.scale_dim) if cfg.scale_cond else None
-        self.input = FourierInput(cfg)
-        chans = cfg.channels
-        self.layers = nn.ModuleList(ModulatedLayer(a, b, cfg) for a, b in zip(chans, chans[1:] + chans[-1:]))
-        self.to_rgb = ModulatedLayer(chans[-1], cfg.img_channels, cfg, kernel=1, nonlinear=False,
-                                     demodulate=False)
+        self.input = FourierInput(self.plan.input_channels, self.plan.input_cutoff, self.plan.input_rate,
+                                  cfg.resolution)
+        self.layers = nn.ModuleList(SynthesisLayer(spec, cfg) for spec in self.plan.layers)
+        self._sides: dict[tuple[int, str], tuple[int, list[LayerSides]]] = {}
 
-    def synthesis(self, ws: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor,
-                  size: int | None = None) -> torch.Tensor:
-        size = size or self.cfg.resolution
+    def sides(self, n: int, grid: str | None = None) -> tuple[int, list[LayerSides]]:
+        key = (n, grid or self.cfg.grid)
+        if key not in self._sides:
+            self._sides[key] = grid_sizes(self.plan, n, key[1])
+        return self._sides[key]
+
+    def running_averages(self) -> list[RunningAverage]:
+        return [self.mapping.w_stat] + [layer.magnitude for layer in self.layers]
+
+    @torch.no_grad()
+    def commit_running_averages(self, across_ranks: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> None:
+        """Move w_avg and the magnitude EMAs by this step's observations: their mean over the
+        micro-batches, then over ranks (`across_ranks`, an in-place all-reduce mean: one for all).
+        Means of equal shares average exactly, so every rank commits the same values."""
+        stats = [(avg, avg.pending()) for avg in self.running_averages()]
+        stats = [(avg, value) for avg, value in stats if value is not None]
+        if not stats:
+            return
+        flat = across_ranks(torch.cat([value.reshape(-1) for _, value in stats]))
+        for (avg, _), value in zip(stats, flat.split([v.numel() for _, v in stats])):
+            avg.commit(value)
+
+    def synthesis(self, ws: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor, size: int | None = None,
+                  update_ema: bool = False, grid: str | None = None) -> torch.Tensor:
+        n = size or self.cfg.resolution
+        input_side, sides = self.sides(n, grid)
         embed = self.embed(scale) if self.embed is not None else None
-        x = self.input(transform, scale, size, self.cfg.margin)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, ws[:, i], embed)
-        assert x.shape[-1] == size, (x.shape, size)
-        return self.to_rgb(x, ws[:, -1], embed)
+        x = self.input(transform, scale, n, input_side)
+        for i, (layer, s) in enumerate(zip(self.layers, sides)):
+            x = layer(x, ws[:, i], embed, s, update_ema)
+        return x * self.cfg.output_scale
 
     def forward(self, z: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor, size: int | None = None,
                 psi: float = 1.0, update_avg: bool = False) -> torch.Tensor:
-        return self.synthesis(self.mapping(z, psi, update_avg), transform, scale, size)
-
+        """update_avg: a training step's forward pass; it observes w and the layers' input
+        magnitudes, which commit_running_averages then folds into their running averages."""
+        return self.synthesis(self.mapping(z, psi, update_avg), transform, scale, size, update_ema=update_avg)

@@ -5,6 +5,7 @@ Adversarial: the non-saturating logistic loss and lazy R1 (StyleGAN2). Teacher, 
 pixels across the canvas) and compared there, over its window only, with what the teacher
 renders. Bringing the patch down rather than the teacher up means the student is only asked to
 agree with the teacher at the teacher's resolution: the detail above it is the student's own.
+On stage 2's global steps the student's whole canvas at R is compared with the teacher's as is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import TrainingError
 from .filters import per_sample_blur
 from .render import pixel_grid
 
@@ -70,32 +72,64 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 
 class LocalLPIPS(torch.nn.Module):
-    """A perceptual distance loaded from a local file (no download, ever).
+    """A perceptual distance map loaded from a local file (no download, ever).
 
-    The file maps two image batches in [-1, 1] to one distance per sample: a `torch.export`
-    program (.pt2, batch dimension dynamic, e.g. the `lpips` package's network exported once
-    where its weights can be fetched) or, for older exports, TorchScript.
+    The file maps two image batches in [-1, 1] to a spatial distance map (b, 1, h, w), as the
+    `lpips` package's network does with spatial=True: a `torch.export` program (.pt2, batch
+    dimension dynamic, exported once where the weights can be fetched) or, for older exports,
+    TorchScript. The teacher loss compares a patch's window only, so the map is averaged over the
+    window; one distance per sample would average over the whole frame, outside included, and is
+    refused.
     """
 
     def __init__(self, path: Path):
         super().__init__()
-        if Path(path).suffix == ".pt2":
-            self.net = torch.export.load(str(path)).module()
-        else:
-            self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        self.path = Path(path)
+        try:
+            if self.path.suffix == ".pt2":
+                self.net = torch.export.load(str(path)).module()
+            else:
+                self.net = torch.jit.load(str(path), map_location="cpu").eval()
+        except Exception as exc:  # any format error: one line, never a traceback (DESIGN.md 5)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise TrainingError(f"cannot load LPIPS file {path}: {type(exc).__name__} {first}") from exc
         for p in self.net.parameters():
             p.requires_grad_(False)
 
+    def distance_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        d = self.net(a, b)
+        if d.dim() != 4 or d.shape[:2] != (a.shape[0], 1) or d.shape[-2:] == (1, 1):
+            raise TrainingError(f"LPIPS file {self.path} returns shape {tuple(d.shape)} for {a.shape[0]} images, not "
+                                "a (batch, 1, h, w) distance map: the masked teacher loss needs a spatial LPIPS "
+                                "export (lpips.LPIPS(spatial=True))")
+        return d.float()
+
     def forward(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Masking both inputs makes the outside of the window identical, so only the window counts.
-        return self.net(a * mask, b * mask).float().mean()
+        # Masking both inputs makes the outside identical, so the border-padded outside of a
+        # resampled patch cannot leak into the window's distances through the receptive field.
+        d = self.distance_map(a * mask, b * mask)
+        if d.shape[-2:] != mask.shape[-2:]:
+            mask = F.interpolate(mask.float(), size=d.shape[-2:], mode="area")  # fraction inside, per cell
+        # Per sample, then over samples, as masked_l1: micro-batches and ranks average exactly.
+        per_sample = (d * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1e-8)
+        return per_sample.mean()
+
+
+def is_whole_frame(transform: torch.Tensor, size: int, resolution: int) -> bool:
+    """A global view: the student renders the teacher's own pixels (T = identity at S = p = R)."""
+    return size == resolution and bool((transform == torch.eye(3, dtype=transform.dtype,
+                                                               device=transform.device)).all())
 
 
 def teacher_loss(student_patch: torch.Tensor, teacher_image: torch.Tensor, transform: torch.Tensor,
                  scale: torch.Tensor, lpips: LocalLPIPS | None = None, lpips_weight: float = 1.0
                  ) -> torch.Tensor:
     resolution = teacher_image.shape[-1]
-    seen, mask = to_teacher_frame(student_patch, transform, scale, resolution)
+    if is_whole_frame(transform, student_patch.shape[-1], resolution):
+        # Stage 2's global steps: pixel for pixel, over the whole frame; resampling would only blur.
+        seen, mask = student_patch, torch.ones_like(student_patch[:, :1])
+    else:
+        seen, mask = to_teacher_frame(student_patch, transform, scale, resolution)
     loss = masked_l1(seen, teacher_image, mask)
     if lpips is not None:
         loss = loss + lpips_weight * lpips(seen, teacher_image, mask)

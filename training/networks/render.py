@@ -15,17 +15,23 @@ from PIL import Image
 
 from ..geometry import patch_transform
 
-if TYPE_CHECKING:  # the generator imports pixel_grid from here
+if TYPE_CHECKING:  # the generator imports sample_grid_positions from here
     from .generator import Generator
+
+
+def sample_grid_positions(across: int, side: int, device: torch.device,
+                          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Homogeneous patch coordinates (side, side, 3) of a centred grid of `side` samples per axis
+    with `across` of them spanning the patch: sample j sits at (j - (side - 1) / 2) / across."""
+    t = (torch.arange(side, device=device, dtype=torch.float64) - (side - 1) / 2) / across
+    v, u = torch.meshgrid(t, t, indexing="ij")
+    return torch.stack([u, v, torch.ones_like(u)], -1).to(dtype)
 
 
 def pixel_grid(size: int, device: torch.device, margin: int = 0) -> torch.Tensor:
     """Homogeneous patch coordinates (h, w, 3) of the centres of pixels i in [-margin, size + margin)
     of a size x size patch: pixel i's centre is at (i + 0.5) / size - 0.5."""
-    i = torch.arange(-margin, size + margin, device=device, dtype=torch.float32)
-    t = (i + 0.5) / size - 0.5
-    v, u = torch.meshgrid(t, t, indexing="ij")
-    return torch.stack([u, v, torch.ones_like(u)], -1)
+    return sample_grid_positions(size, size + 2 * margin, device)
 
 
 def view(batch: int, scale: float, size: int, device: torch.device, cu: float = 0.0,
@@ -44,11 +50,12 @@ def render_full(g: Generator, ws: torch.Tensor, scale: int, tile: int | None = N
     """The canvas at resolution `scale`: in one pass, or assembled from tile x tile patches.
 
     Tile (a, b) covers pixels [a*tile, (a+1)*tile) of the full image, so its window centre sits at
-    ((a + 0.5) * tile / S - 0.5) in canvas units; `scale` must be a multiple of `tile`.
+    ((a + 0.5) * tile / S - 0.5) in canvas units; `scale` must be a multiple of `tile`. Rendered on
+    exact grids (generator.py): tiles are crops of the one-pass render, so they join without seams.
     """
     b = ws.shape[0]
     if tile is None or tile >= scale:
-        return g.synthesis(ws, *identity_view(b, scale, ws.device), scale)
+        return g.synthesis(ws, *identity_view(b, scale, ws.device), scale, grid="exact")
     assert scale % tile == 0, "the image side must be a whole number of tiles"
     n = scale // tile
     s = torch.full((b,), float(scale), device=ws.device)
@@ -57,7 +64,7 @@ def render_full(g: Generator, ws: torch.Tensor, scale: int, tile: int | None = N
     for cv in centres:
         t = torch.from_numpy(np.stack([patch_transform(scale, cu, cv, tile) for cu in centres])).to(ws.device)
         # All tiles of a row in one batch: (n * b) patches.
-        tiles = g.synthesis(ws.repeat(n, 1, 1), t.repeat_interleave(b, 0), s.repeat(n), tile)
+        tiles = g.synthesis(ws.repeat(n, 1, 1), t.repeat_interleave(b, 0), s.repeat(n), tile, grid="exact")
         rows.append(torch.cat(tiles.split(b), dim=3))
     return torch.cat(rows, dim=2)
 
@@ -75,9 +82,9 @@ def sample_grid(g: Generator, z: torch.Tensor, patch_size: int, zooms: tuple[flo
     S = zoom * R (the same latent seen closer)."""
     b, r = z.shape[0], g.cfg.resolution
     ws = g.mapping(z)
-    columns = [g.synthesis(ws, *identity_view(b, r, z.device), r)]
+    columns = [g.synthesis(ws, *identity_view(b, r, z.device), r, grid="exact")]
     for zoom in zooms:
-        columns.append(g.synthesis(ws, *view(b, zoom * r, patch_size, z.device), patch_size))
+        columns.append(g.synthesis(ws, *view(b, zoom * r, patch_size, z.device), patch_size, grid="exact"))
     # Tiny presets render 16-32 px: enlarge by a whole factor (nearest) so a person can see them.
     side = max(r, patch_size) * max(1, -(-DISPLAY_SIDE // max(r, patch_size)))
     cells = [[np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.NEAREST))

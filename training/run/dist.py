@@ -37,6 +37,26 @@ def start() -> World:
     return World(0, 1, device, False)
 
 
+def loader_processes(workers: int | None, cuda: bool, local_ranks: int, cpus: int) -> tuple[int, bool]:
+    """(loader workers per rank, pin_memory) for a run: `workers` when given, else chosen here.
+
+    On a GPU the step is fast enough that decoding in the training process starves it, so each
+    rank gets worker processes: up to 4, from its share of the machine's cores less the one its
+    own process needs. Pinned batches copy to the device asynchronously. On the CPU, workers
+    would only compete with the step for the same cores, so the default stays in-process.
+    """
+    if workers is None:
+        workers = min(4, max(0, cpus // max(1, local_ranks) - 1)) if cuda else 0
+    return workers, cuda
+
+
+def machine_loader_processes(workers: int | None) -> tuple[int, bool]:
+    """loader_processes for this machine and this process's device (as `start` picks it)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun: processes on this node
+    return loader_processes(workers, torch.cuda.is_available(), local, cpus)
+
+
 def finish(world: World) -> None:
     if world.owns_group and dist.is_initialized():
         # Rank 0 may still be writing the last snapshot; tearing the group down under it

@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .trainer import Trainer
 from .validate import Start, check_run
 
-STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher")
+STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher", "aug_p")  # tick means over steps
 GRID_SEED = 1234
 
 
@@ -88,16 +88,23 @@ class DataStream:
         self.taken, self.past_counts = int(state["taken"]), Counter(state["past_counts"])
 
 
-def make_streams(cfg: TrainConfig, world: dist.World, dataset: Dataset) -> dict[str, DataStream]:
-    """Stage 1 reads whole canvases at R; stage 2 adds the config's patch stream. Each rank loads
-    its share of the global batch, and each stream has its own seed."""
-    def loader(stream: StreamConfig, salt: int) -> DataStream:
-        config = replace(cfg.loader, stream=stream, batch_size=cfg.batch // world.size, seed=cfg.seed * 2 + salt)
-        return DataStream(PatchLoader(config, world.rank, world.size, dataset))
+def make_streams(cfg: TrainConfig, world: dist.World, dataset: Dataset,
+                 patch_dataset: Dataset | None = None) -> dict[str, DataStream]:
+    """Stage 1 reads whole canvases at R from cfg.data; stage 2 adds the config's patch stream,
+    from cfg.data_hr when given (`patch_dataset`, opened), else from the same dataset. Each rank
+    loads its share of the global batch, each stream has its own seed, and the global stream
+    flips like the patch stream (--mirror): a mirrored canvas is a mirrored image."""
+    def loader(stream: StreamConfig, salt: int, data: str, opened: Dataset | None) -> DataStream:
+        config = replace(cfg.loader, data=data, stream=stream, batch_size=cfg.batch // world.size,
+                         seed=cfg.seed * 2 + salt)
+        return DataStream(PatchLoader(config, world.rank, world.size, opened))
 
-    streams = {"global": loader(StreamConfig("global", size=cfg.resolution), 0)}
+    whole = StreamConfig("global", size=cfg.resolution, mirror=cfg.loader.stream.mirror)
+    streams = {"global": loader(whole, 0, cfg.data, dataset)}
     if cfg.stage == "patch":
-        streams["patch"] = loader(cfg.loader.stream, 1)
+        # Without an opened --data-hr dataset (a library caller), the loader opens cfg.data_hr itself.
+        opened = dataset if cfg.data_hr is None else patch_dataset
+        streams["patch"] = loader(cfg.loader.stream, 1, cfg.patch_data, opened)
     return streams
 
 
@@ -121,7 +128,7 @@ class Run:
         self.per_rank = cfg.batch // world.size
         self.out = Path(cfg.out)
         self.trainer = Trainer(cfg, self.device, world.size)
-        self.streams = make_streams(cfg, world, start.dataset)
+        self.streams = make_streams(cfg, world, start.dataset, start.patch_dataset)
         self.latents = torch.Generator().manual_seed(cfg.seed * 10007 + self.rank)
         self.step = 0
         if cfg.resume:
@@ -165,6 +172,9 @@ class Run:
                  "streams": {k: s.state_dict() for k, s in self.streams.items()},
                  "teacher": t.teacher.state_dict() if t.teacher is not None else None}
         checkpoint.save(self.out / checkpoint.CHECKPOINT, state)
+        # Kept, unlike checkpoint.pt (replaced at every save): one per snapshot, named by kimg.
+        name = checkpoint.snapshot_name(self.step * self.cfg.batch)
+        checkpoint.save(self.out / name, checkpoint.snapshot_state(state))
         z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
         report.write_png(self.out / f"samples-{self.step:07d}.png", sample_grid(t.G_ema, z, self.cfg.patch_size))
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
@@ -201,7 +211,10 @@ class Run:
             batch = self.streams["patch" if patch else "global"].next()
             z_d = torch.randn(self.per_rank, cfg.g.z_dim, generator=self.latents)
             z_g = torch.randn(self.per_rank, cfg.g.z_dim, generator=self.latents)
-            stats = self.trainer.step(batch.image, batch.transform, batch.scale, z_d, z_g, patch, cfg.batch)
+            # Stage 2's teacher term is on every step: over the window on a patch step, over the whole
+            # frame on a global one.
+            stats = self.trainer.step(batch.image, batch.transform, batch.scale, z_d, z_g, cfg.stage == "patch",
+                                      cfg.batch)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1

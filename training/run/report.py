@@ -18,7 +18,7 @@ from PIL import Image
 from shards.atomic import atomic_write, atomic_write_png
 
 CURVES = (("losses", ("loss_G", "loss_D")), ("D logits", ("D_real", "D_fake")), ("R1", ("R1",)),
-          ("teacher L1", ("teacher",)))
+          ("teacher L1", ("teacher",)), ("ADA p", ("aug_p",)))
 
 
 def read_stats(path: Path) -> list[dict]:
@@ -39,10 +39,10 @@ def append_stats(path: Path, record: dict) -> None:
 
 
 def plot_curves(records: list[dict], path: Path) -> None:
-    fig = Figure(figsize=(10, 7), dpi=90)
+    fig = Figure(figsize=(15, 7), dpi=90)
     FigureCanvasAgg(fig)
     for i, (title, keys) in enumerate(CURVES):
-        ax = fig.add_subplot(2, 2, i + 1)
+        ax = fig.add_subplot(2, (len(CURVES) + 1) // 2, i + 1)
         for key in keys:
             pts = [(r["kimg"], r[key]) for r in records if r.get(key) is not None]
             if pts:

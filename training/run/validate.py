@@ -24,23 +24,44 @@ from .config import TrainConfig
 class Start:
     dataset: Dataset  # opened, its index read
     state: dict | None  # resume: this run's checkpoint; stage patch: the teacher's; else None
+    patch_dataset: Dataset | None = None  # stage patch with --data-hr: that dataset, opened; else None
 
 
-def open_dataset(cfg: TrainConfig) -> Dataset:
+def open_dataset(path: str, flag: str = "dataset") -> Dataset:
     try:
-        dataset = Dataset(cfg.data)
+        dataset = Dataset(path)
         index = dataset.index
     except DatasetError as exc:
-        raise TrainingError(f"cannot read dataset {cfg.data}: {exc}") from None
+        raise TrainingError(f"cannot read {flag} {path}: {exc}") from None
     if index.num_rows == 0:
-        raise TrainingError(f"dataset {cfg.data} has no samples")
-    sides = np.minimum(index["width"].to_numpy(), index["height"].to_numpy())
-    need = max(cfg.resolution, cfg.patch_size)
-    usable = int((sides >= need).sum())
-    if usable == 0:
-        raise TrainingError(f"dataset {cfg.data} is too small for this run: no image has a shorter side of "
-                            f"{need} px (R={cfg.resolution}, p={cfg.patch_size}); its largest is {int(sides.max())} px")
+        raise TrainingError(f"{flag} {path} has no samples")
     return dataset
+
+
+def check_sides(dataset: Dataset, path: str, need: int, why: str, flag: str = "dataset") -> None:
+    """At least one image whose canvas renders at `need` px without upsampling: a stream over a
+    dataset with none would only count skips, after the networks were built."""
+    index = dataset.index
+    sides = np.minimum(index["width"].to_numpy(), index["height"].to_numpy())
+    if int((sides >= need).sum()) == 0:
+        raise TrainingError(f"{flag} {path} is too small for this run: no image has a shorter side of "
+                            f"{need} px ({why}); its largest is {int(sides.max())} px")
+
+
+def open_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
+    """--data for the global stream (and the patch stream without --data-hr), --data-hr if given:
+    each opened once, and checked against what its streams need."""
+    dataset = open_dataset(cfg.data)
+    check_sides(dataset, cfg.data, cfg.resolution, f"R={cfg.resolution}")
+    patch = cfg.loader.stream
+    hr = open_dataset(cfg.data_hr, "--data-hr dataset") if cfg.data_hr is not None else None
+    if cfg.stage == "patch":
+        why = f"s_min={patch.min_scale:g}, p={cfg.patch_size}"
+        if hr is None:
+            check_sides(dataset, cfg.data, patch.usable_side(), why)
+        else:
+            check_sides(hr, cfg.data_hr, patch.usable_side(), why, "--data-hr dataset")
+    return dataset, hr
 
 
 def _architecture_mismatch(cfg: TrainConfig, state: dict) -> str | None:
@@ -54,9 +75,11 @@ def _architecture_mismatch(cfg: TrainConfig, state: dict) -> str | None:
 
 
 def teacher_state(cfg: TrainConfig) -> dict:
-    """The stage-1 checkpoint a patch-stage run starts from, checked against this architecture."""
+    """The stage-1 checkpoint or network snapshot a patch-stage run starts from, checked against
+    this architecture."""
     if cfg.teacher is None:
-        raise TrainingError("--stage patch needs --teacher CKPT: the stage-1 (global) checkpoint")
+        raise TrainingError("--stage patch needs --teacher CKPT: the stage-1 (global) checkpoint.pt or a "
+                            "network-snapshot-*.pt")
     state = checkpoint.read(Path(cfg.teacher), "teacher")
     mismatch = _architecture_mismatch(cfg, state)
     if mismatch:
@@ -66,7 +89,7 @@ def teacher_state(cfg: TrainConfig) -> dict:
 
 def resume_state(cfg: TrainConfig, world: int) -> dict:
     path = Path(cfg.out) / checkpoint.CHECKPOINT
-    state = checkpoint.read(path, "--resume: checkpoint")
+    state = checkpoint.read(path, "--resume: checkpoint", resumable=True)
     mismatch = _architecture_mismatch(cfg, state)
     if mismatch:
         raise TrainingError(f"checkpoint {path} has another architecture: {mismatch}")
@@ -81,7 +104,10 @@ def resume_state(cfg: TrainConfig, world: int) -> dict:
 def check_run(cfg: TrainConfig, world: int) -> Start:
     if cfg.batch % world:
         raise TrainingError(f"batch {cfg.batch} does not split evenly over {world} processes")
-    dataset = open_dataset(cfg)
+    if cfg.batch_gpu is not None and (cfg.batch // world) % cfg.batch_gpu:
+        raise TrainingError(f"--batch-gpu {cfg.batch_gpu} does not divide each process's share of the batch "
+                            f"({cfg.batch} over {world} processes: {cfg.batch // world})")
+    dataset, patch_dataset = open_datasets(cfg)
     state = None
     if cfg.resume:
         state = resume_state(cfg, world)
@@ -89,4 +115,4 @@ def check_run(cfg: TrainConfig, world: int) -> Start:
         state = teacher_state(cfg)
     if cfg.lpips is not None and not Path(cfg.lpips).is_file():
         raise TrainingError(f"--lpips {cfg.lpips} does not exist (LPIPS weights are never downloaded)")
-    return Start(dataset, state)
+    return Start(dataset, state, patch_dataset)
