@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from shards.cli import main as shards_main  # noqa: E402
 from training.cli import main as train_main  # noqa: E402
+from training.networks import resample  # noqa: E402
 from training.networks.render import render_full  # noqa: E402
 from training.run import checkpoint  # noqa: E402
 from training.run.config import PRESETS  # noqa: E402
@@ -93,14 +94,18 @@ def main() -> None:
     parser.add_argument("--preset", default="sg3t-256", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, help="default: the preset's (32 for sg3t-256)")
     parser.add_argument("--work", help="working folder (default: a temporary one)")
+    parser.add_argument("--resample", choices=("auto", "dense", "polyphase"), default="auto",
+                        help="how the synthesis filters run (networks/resample.py): compare them on a GPU")
     args = parser.parse_args()
+    resample.STRATEGY = args.resample
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_check-"))
     data = work / "photos"
     if not data.exists() and shards_main(["pack", args.photos, str(data), "--shard-size", "64MB"]) != 0:
         fail(f"could not pack {args.photos}")
     result = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch": torch.__version__,
-              "preset": args.preset, "precision": "bf16 autocast" if device.type == "cuda" else "fp32"}
+              "preset": args.preset, "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+              "resample": args.resample}
     result["global"] = train_stage(args, data, work / "global", "global", None)
     result["patch"] = train_stage(args, data, work / "patch", "patch", work / "global" / checkpoint.CHECKPOINT)
     result["snapshot"] = check_snapshot(work / "patch", device)

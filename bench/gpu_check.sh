@@ -4,6 +4,9 @@
 # snapshots that do not load back. Meant for a machine with one GPU and 10 minutes:
 #   bash bench/gpu_check.sh [PHOTOS]     (default ../shared/photos; results also in $OUT/gpu_check.json)
 # It uses the Python that holds a CUDA torch: $PYTHON, else the project's .venv, else python3.
+# A device machine that sees only the repository needs the photos inside it: copy them into an
+# ignored folder of the checkout (e.g. .photos/) and pass that. Extra arguments go to gpu_check.py
+# (e.g. --resample dense to compare the two filter forms; --preset tiny tests this on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 photos=${1:-../shared/photos}

@@ -84,3 +84,19 @@ def test_set_teacher_freezes_the_network_it_is_given(saved):
     _, trainer, _ = saved
     trainer.set_teacher(copy.deepcopy(trainer.G).train())
     assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())
+
+
+def test_a_checkpoint_of_the_earlier_generator_is_one_user_error(saved, tmp_path):
+    """Checkpoints of the network before StyleGAN3-T (per-layer `channels`, `octaves`) or with a
+    resolution no plan exists for: one line naming the reason, never a TypeError."""
+    path, _, cfg = saved
+    state = checkpoint.load(path)
+    g = {k: v for k, v in cfg.to_dict()["g"].items() if k not in ("num_layers", "critical_layers", "channel_base")}
+    state["config"]["g"] = {**g, "channels": [48, 48, 32], "octaves": 2.0, "filter_half": 2}
+    checkpoint.save(tmp_path / "old.pt", state)
+    with pytest.raises(TrainingError, match="not this version's"):
+        checkpoint.load_generator(tmp_path / "old.pt")
+    state["config"]["g"] = {**cfg.to_dict()["g"], "resolution": 24}
+    checkpoint.save(tmp_path / "odd.pt", state)
+    with pytest.raises(TrainingError, match="power of two"):
+        checkpoint.load_generator(tmp_path / "odd.pt")

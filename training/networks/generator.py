@@ -190,9 +190,12 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, embed: torch.Tensor | None, sides: LayerSides,
                 update_ema: bool = False) -> torch.Tensor:
-        x = pad_or_crop(x, sides.input)
         if update_ema:
             self.magnitude.observe(x.detach().float().square().mean())
+        # Exact grids are just the size the filters need. StyleGAN3's are smaller: convolve with
+        # one ring of zeros (a 'full' convolution, as StyleGAN3 does) and pad the rest with zeros
+        # after the bias, rather than convolving the zeros too.
+        x = pad_or_crop(x, min(sides.input, x.shape[-1] + self.weight.shape[-1] - 1))
         styles = self.affine(w)
         if self.scale_affine is not None and embed is not None:
             styles = styles + self.scale_affine(embed)
@@ -212,7 +215,7 @@ class SynthesisLayer(nn.Module):
         x = x + self.bias[None, :, None, None].to(x.dtype)
         if self.spec.torgb:
             return x
-        x = self.up(x, sides.fine)
+        x = self.up(pad_or_crop(x, sides.conv), sides.fine)
         x = F.leaky_relu(x, 0.2) * self.gain
         return self.down(x, sides.output)
 

@@ -189,9 +189,12 @@ def synthesis_flops(plan: SynthesisPlan, n: int, mode: GridMode = "exact") -> fl
     """Multiply-adds x 2 of one n x n forward pass: the convolutions and the resampling filters,
     counted as polyphase filters (FILTER_SIZE taps per output sample and axis for both)."""
     total = 0.0
-    for layer, s in zip(plan.layers, grid_sizes(plan, n, mode)[1]):
-        kk = 1 if layer.torgb else CONV_KERNEL ** 2
-        total += 2 * s.conv ** 2 * layer.in_channels * layer.out_channels * kk
+    previous, sides = grid_sizes(plan, n, mode)
+    for layer, s in zip(plan.layers, sides):
+        k = 1 if layer.torgb else CONV_KERNEL
+        conv = min(s.input, previous + k - 1) - (k - 1)  # generator.py: a full convolution at most
+        total += 2 * conv ** 2 * layer.in_channels * layer.out_channels * k * k
+        previous = s.output
         if not layer.torgb:
             c = layer.out_channels
             total += 2 * c * FILTER_SIZE * (s.fine * s.conv + s.fine ** 2)  # up: columns, then rows
