@@ -65,6 +65,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--mirror", action="store_true",
                    help="flip half the images left to right, in both streams (T follows the flip)")
     t.add_argument("--no-scale-cond", action="store_true", help="ablation: G and D ignore the scale S")
+    t.add_argument("--grid", choices=("stylegan3", "exact"),
+                   help="the generator's training grids: 'stylegan3' (default: 10-sample margins, zero padding, "
+                   "the paper's) or 'exact' (sized back from the patch so that no padding reaches a pixel; about "
+                   "1.4x the work at 256 px). Images always render on exact grids")
     t.add_argument("--tick-kimg", type=KIMG, help="kimg between stats lines")
     t.add_argument("--snap", "--snap-ticks", dest="snap_ticks", type=int_between(1, 10**6), metavar="TICKS",
                    help="ticks between snapshots: checkpoint.pt (replaced), a kept network-snapshot-KIMG.pt "
@@ -107,6 +111,8 @@ def config_from_args(args: argparse.Namespace):
     if recipe.get("ema_rampup") == 0:
         recipe["ema_rampup"] = None  # 0 turns the ramp-up off
     cfg = replace(cfg, compile=args.compile, **recipe)
+    if args.grid is not None:
+        cfg = replace(cfg, g=replace(cfg.g, grid=args.grid))
     return without_scale_cond(cfg) if args.no_scale_cond else cfg
 
 

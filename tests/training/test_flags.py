@@ -46,6 +46,9 @@ TRAIN_FLAGS = {
     "--seed": lambda v: v == "0",
     "--ada-target": lambda v: v == "0",
     "--ada-kimg": lambda v: False,
+    "--batch-gpu": lambda v: False,
+    "--ema-rampup": lambda v: v == "0",
+    "--grid": lambda v: False,
 }
 
 

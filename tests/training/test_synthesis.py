@@ -234,3 +234,12 @@ def test_flops_and_sizes_are_finite_for_large_renders():
     plan = plan_synthesis(32, 6, 2, channel_base=512, channel_max=32)
     side, sides = grid_sizes(plan, 1024)
     assert sides[-1].output == 1024 and side > 1024 // 2 and math.isfinite(side)
+
+
+def test_the_grid_flag_reaches_the_generator_config(tmp_path):
+    from training.cli import build_parser
+    from training.train_cli import config_from_args
+
+    base = ["train", "--data", "d", "--out", str(tmp_path)]
+    assert config_from_args(build_parser().parse_args(base)).g.grid == "stylegan3"  # the paper's, by default
+    assert config_from_args(build_parser().parse_args([*base, "--grid", "exact"])).g.grid == "exact"
