@@ -1,8 +1,13 @@
-"""`python -m training ...`: the same as `anyres-train`, for torchrun and environments without scripts."""
+"""`python -m training ...`: the same as `anyres-train`, for torchrun and environments without scripts;
+`python -m training generate ...` is `anyres-generate`."""
 
 import sys
 
 from .cli import main
 
 if __name__ == "__main__":  # importing the module (as the layering test does) runs nothing
+    if sys.argv[1:2] == ["generate"]:  # anyres-generate, a command of its own
+        from .generate_cli import main as generate
+
+        sys.exit(generate(sys.argv[2:]))
     sys.exit(main())

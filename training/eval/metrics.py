@@ -1,0 +1,163 @@
+"""The metrics, by name, and the evaluator that scores one generator with them.
+
+A metric is a statistic (FID, KID, the Laplacian proxy, FID per scale bin) of a real set against
+a generated one. The paper's names: `fid-full` (the canvas rendered at S against real canvases
+at S; S = R by default), `fid-up` (the canvas at R upsampled to S against the same reals),
+`pfid` (patches through the real patches' own T and S). Beyond the paper: `pfid-bins` (pFID per
+octave of S/R), KID for each pairing (with the spread of its subsets), `hf-*` (the variance of
+the Laplacian of grey images, a stand-in for high-frequency energy), and the `-up` counterparts
+of the patch metrics (the window resampled from the canvas at R).
+
+Real sets are drawn once per evaluator and cached on disk (cache.py); generated sets once per
+generator, so `fid-full,kid` renders and embeds each image once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shards.errors import ConfigError
+from shards.reader import Dataset
+
+from ..errors import TrainingError
+from ..networks.generator import Generator
+from .cache import StatsCache
+from .features import FeatureNet
+from .names import METRICS, PUBLISHED_N, FakeKind, MetricSpec, RealKind, Stat, parse_metrics
+from .sources import RealSpec, choose_tile, dataset_fingerprint, fake_set, real_set
+from .stats import frechet_distance, gaussian, kernel_inception_distance
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    metrics: tuple[str, ...]
+    n: int = 1000
+    seed: int = 0
+    size: int | None = None  # S of the full metrics; None: the generator's R
+    batch: int = 16
+    max_tile: int = 256  # full renders above this side go by tiles, bounding device memory
+    s_min: float | None = None  # patch metrics; None: the run's own S_min (at least R and p)
+    s_max: float | None = None
+    kid_subsets: int = 100
+
+    def __post_init__(self) -> None:
+        if self.n < 2 or self.batch < 1 or self.kid_subsets < 1:
+            raise ConfigError("n must be at least 2, batch and kid_subsets at least 1")
+        try:  # aliases (kid -> kid-full) resolved once, here; unknown names refused
+            object.__setattr__(self, "metrics", parse_metrics(",".join(self.metrics)))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def scale_bin(scale: np.ndarray, resolution: int) -> np.ndarray:
+    """k for S/R in [2^k, 2^(k+1)); a hair of slack keeps S = 2R in bin 1 despite rounding."""
+    return np.floor(np.log2(np.asarray(scale, dtype=np.float64) / resolution) + 1e-9).astype(int)
+
+
+def bin_label(k: int) -> str:
+    return f"[{2 ** k},{2 ** (k + 1)})"
+
+
+def comparability(stat: Stat, n: int, features: FeatureNet) -> tuple[bool, str]:
+    if not features.comparable:
+        return False, f"{features.name} features: not comparable with published FID/KID"
+    if stat == "hf":
+        return False, "a proxy: no published counterpart"
+    if stat in ("fid", "fid-bins") and n < PUBLISHED_N:
+        return False, f"n={n} < {PUBLISHED_N}: FID is biased upward at small n"
+    return True, "Inception features, comparable with published numbers at the same settings"
+
+
+class Evaluator:
+    """Scores generators against one dataset with one feature network; real sets are shared."""
+
+    def __init__(self, dataset: Dataset, features: FeatureNet, config: EvalConfig, cache: StatsCache,
+                 progress: Callable[[str, int], Callable[[int], None]] | None = None):
+        self.dataset, self.features, self.config, self.cache = dataset, features, config, cache
+        self.fingerprint = dataset_fingerprint(dataset)
+        self.progress = progress or (lambda label, total: lambda n: None)
+        self._reals: dict[RealSpec, dict[str, np.ndarray]] = {}
+        self.computed_reals = 0  # real sets drawn and embedded here, not read from the cache
+
+    def specs(self, g: Generator, run_config: dict | None) -> dict[RealKind, RealSpec]:
+        """The real sets the chosen metrics need, checked against this generator."""
+        cfg, r = self.config, g.cfg.resolution
+        step = g.cfg.size_step()
+        kinds = {METRICS[m].real for m in cfg.metrics}
+        specs = {}
+        if "full" in kinds:
+            size = cfg.size or r
+            if size < r:
+                raise TrainingError(f"--size {size} is below the generator's base resolution R = {r}")
+            choose_tile(size, step, cfg.max_tile)  # a size the generator cannot render ends here
+            specs["full"] = RealSpec("full", size, cfg.n, cfg.seed)
+        if "patch" in kinds:
+            stream = ((run_config or {}).get("loader") or {}).get("stream") or {}
+            p = int(stream.get("size") or r)
+            s_min = cfg.s_min if cfg.s_min is not None else max(float(stream.get("s_min") or p), r, p)
+            s_max = cfg.s_max if cfg.s_max is not None else stream.get("s_max")
+            if s_min < max(r, p):
+                raise TrainingError(f"--s-min {s_min:g} is below R = {r} or the patch size p = {p}")
+            if s_max is not None and s_max < s_min:
+                raise TrainingError(f"--s-max {s_max:g} is below S_min = {s_min:g}")
+            specs["patch"] = RealSpec("patch", p, cfg.n, cfg.seed, float(s_min), None if s_max is None else float(s_max),
+                                      str(stream.get("distribution") or "uniform"))
+        return specs
+
+    def real(self, spec: RealSpec) -> dict[str, np.ndarray]:
+        if spec not in self._reals:
+            key = {"dataset": self.fingerprint, "real": spec.describe(), "network": self.features.name}
+            arrays = self.cache.load(key)
+            if arrays is None:
+                arrays = real_set(self.dataset, spec, self.features, self.config.batch,
+                                  self.progress(f"real {spec.kind} {spec.size}", spec.n))
+                self.computed_reals += 1
+                self.cache.save(key, arrays)
+            self._reals[spec] = arrays
+        return self._reals[spec]
+
+    def score(self, g: Generator, run_config: dict | None = None) -> list[dict[str, Any]]:
+        cfg = self.config
+        specs = self.specs(g, run_config)
+        fakes: dict[tuple[RealKind, FakeKind], dict[str, np.ndarray]] = {}
+        rows = []
+        for name in cfg.metrics:
+            m = METRICS[name]
+            spec = specs[m.real]
+            real = self.real(spec)
+            if (m.real, m.fake) not in fakes:
+                tile = choose_tile(spec.size, g.cfg.size_step(), cfg.max_tile) if m.fake == "full" else spec.size
+                fakes[m.real, m.fake] = fake_set(g, m.fake, real, spec, self.features, cfg.batch, cfg.seed, tile,
+                                                 self.progress(f"{m.fake} {spec.size}", spec.n))
+            rows += self._rows(name, m, spec, real, fakes[m.real, m.fake], g.cfg.resolution)
+        return rows
+
+    def _rows(self, name: str, m: MetricSpec, spec: RealSpec, real: dict, fake: dict, r: int) -> list[dict]:
+        where = {"size": spec.size} if spec.kind == "full" else {"p": spec.size, "s_min": spec.s_min, "s_max": spec.s_max}
+        base = {"metric": name, "network": self.features.name, "n": spec.n, "seed": spec.seed, **where}
+        comparable, note = comparability(m.stat, spec.n, self.features)
+        base.update(comparable=comparable, note=note)
+        if m.stat == "fid":
+            return [{**base, "value": frechet_distance(gaussian(real["features"]), gaussian(fake["features"]))}]
+        if m.stat == "kid":
+            k = kernel_inception_distance(real["features"], fake["features"], self.config.kid_subsets, spec.seed)
+            return [{**base, "value": k.mean, "std": k.std, "subsets": k.subsets, "subset_size": k.subset_size}]
+        if m.stat == "hf":
+            real_hf, fake_hf = float(real["laplacian"].mean()), float(fake["laplacian"].mean())
+            return [{**base, "value": fake_hf, "real": real_hf, "ratio": fake_hf / real_hf if real_hf > 0 else math.nan}]
+        bins = scale_bin(real["scale"], r)
+        rows = []
+        for k in sorted(set(bins.tolist())):
+            mask = bins == k
+            count = int(mask.sum())
+            if count < 2:
+                continue  # a Gaussian needs two points; the table says which bins are missing by absence
+            fid = frechet_distance(gaussian(real["features"][mask]), gaussian(fake["features"][mask]))
+            why = note if not comparable else "pFID per scale bin: no published counterpart"
+            rows.append({**base, "n": count, "bin": bin_label(k), "value": fid, "comparable": False, "note": why})
+        return rows

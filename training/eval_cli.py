@@ -1,0 +1,170 @@
+"""`anyres-eval`: score a snapshot, or every snapshot of a run, with the paper's metrics.
+
+A thin layer: flags (bounded, shards.console) -> EvalConfig -> eval.metrics.Evaluator -> rows
+appended to the run folder's metrics.jsonl and shown as a table. User errors (a missing or
+garbage snapshot or dataset, an unknown metric, a size the generator cannot render, a feature
+file that is not TorchScript) end in one line and exit code 2. One process; several devices
+under torchrun are not supported yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import sys
+from pathlib import Path
+
+from shards.console import Parser, int_between, print_report, progress_bar, run_command
+
+from .errors import TrainingError
+from .train_cli import SCALE, SEED
+
+PROG = "anyres-eval"
+SNAPSHOT = re.compile(r"network-snapshot-(\d+)(?:\.(\d+))?\.pt")
+
+
+def metrics_arg(text: str) -> tuple[str, ...]:
+    from .eval.names import parse_metrics
+
+    try:
+        return parse_metrics(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def snapshot_kimg(path: Path) -> float:
+    m = SNAPSHOT.fullmatch(path.name)
+    return int(m.group(1)) + int(m.group(2) or 0) / 1000 if m else float("nan")
+
+
+def targets(target: Path) -> list[Path]:
+    """A snapshot or checkpoint file, or every network-snapshot-*.pt of a run folder by kimg."""
+    if target.is_dir():
+        found = sorted((p for p in target.glob("network-snapshot-*.pt") if SNAPSHOT.fullmatch(p.name)),
+                       key=snapshot_kimg)
+        if not found:
+            raise TrainingError(f"run folder {target} holds no network-snapshot-*.pt")
+        return found
+    if not target.exists():
+        raise TrainingError(f"snapshot {target} does not exist")
+    return [target]
+
+
+def load(path: Path):
+    """The frozen G_ema of a snapshot or checkpoint, its saved config, and its kimg."""
+    from .run import checkpoint
+
+    state = checkpoint.read(path, "snapshot")
+    g = checkpoint.build_generator(checkpoint.network_configs(state)[0], state["trainer"]["G_ema"])
+    config = state["config"]
+    batch = (config.get("loader") or {}).get("batch_size")
+    step = state.get("step")
+    kimg = step * batch / 1000 if isinstance(step, int) and isinstance(batch, int) else snapshot_kimg(path)
+    return g, config, kimg
+
+
+class Bars:
+    """One progress bar at a time (rich allows a single live display): a new one ends the last."""
+
+    def __init__(self) -> None:
+        self.stack = contextlib.ExitStack()
+
+    def __call__(self, label: str, total: int):
+        self.stack.close()
+        return self.stack.enter_context(progress_bar(label, total))
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def device_of(name: str):
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda: no CUDA device is available here")
+    return torch.device(name)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .eval import report
+    from .eval.cache import StatsCache, default_dir
+    from .eval.features import load_features
+    from .eval.metrics import EvalConfig, Evaluator
+    from .eval.names import METRICS
+    from .run.validate import open_dataset
+
+    config = EvalConfig(metrics=args.metrics, n=args.n, seed=args.seed, size=args.size, batch=args.batch,
+                        max_tile=args.tile, s_min=args.s_min, s_max=args.s_max, kid_subsets=args.kid_subsets)
+    paths = targets(args.target)
+    dataset = open_dataset(args.data, "--data dataset")
+    first = load(paths[0])  # a garbage snapshot stops here, before the feature network is built
+    device = device_of(args.device)
+    features = load_features(args.inception, device, args.feature_side)
+    cache = StatsCache(None if args.no_cache else (args.cache or default_dir()))
+    bars = Bars()
+    evaluator = Evaluator(dataset, features, config, cache, progress=bars)
+    rows = []
+    try:
+        for i, path in enumerate(paths):
+            g, run_config, kimg = first if i == 0 else load(path)
+            scored = evaluator.score(g.to(device), run_config)
+            rows += [{"snapshot": str(path), "kimg": kimg, **r} for r in scored]
+    finally:
+        bars.close()
+    out = args.out or (paths[0].parent if paths[0].is_file() else args.target)
+    out.mkdir(parents=True, exist_ok=True)
+    report.append_jsonl(out / report.METRICS_FILE, rows)
+    plot = report.plot_bins(rows, out / report.BINS_PLOT)
+    # The first FID or KID ranks the snapshots (lower is better); the proxy and the bins do not.
+    rank_by = next((m for m in config.metrics if METRICS[m].stat in ("fid", "kid")), None)
+    best = report.best_snapshot(rows, rank_by) if len(paths) > 1 and rank_by else None
+    print_report(report.table(rows, Path(best).name if best else None))
+    if best:
+        print(f"best snapshot by {rank_by}: {best}")
+    print(f"appended {len(rows)} results to {out / report.METRICS_FILE}" + (f"; plot {plot}" if plot else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description="Score an any-resolution GAN: FID at R and at larger sizes (fid-full), "
+                    "the upsampling baseline (fid-up), patch FID (pfid, and per scale: pfid-bins), KID with its "
+                    "spread, and a high-frequency proxy (hf-*), against a dataset. Results are appended to the "
+                    "run folder's metrics.jsonl.")
+    parser.add_argument("target", type=Path, metavar="SNAPSHOT_OR_RUN",
+                        help="a network-snapshot-*.pt or checkpoint.pt, or a run folder (every snapshot is scored)")
+    parser.add_argument("--data", required=True, metavar="DATASET", help="the real images (an anyres dataset)")
+    parser.add_argument("--metrics", type=metrics_arg, default=metrics_arg("fid-full,kid"),
+                        help="comma-separated: fid-full, fid-up, pfid, pfid-up, pfid-bins, kid (kid-full), kid-up, "
+                        "kid-patch, kid-patch-up, hf-full, hf-patch, hf-patch-up (default fid-full,kid)")
+    parser.add_argument("--size", type=int_between(8, 65536), metavar="S",
+                        help="side of the full metrics (default R); above R the canvas renders by tiles and the "
+                        "reals are the images whose shorter side is at least S")
+    parser.add_argument("--n", type=int_between(2, 10**7), default=1000, help="images or patches per set (default 1000)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the real draws and of the latents (default 0)")
+    parser.add_argument("--s-min", type=SCALE, metavar="S", help="patch metrics: smallest scale (default: the run's)")
+    parser.add_argument("--s-max", type=SCALE, metavar="S", help="patch metrics: largest scale (default: the run's)")
+    parser.add_argument("--inception", metavar="FILE",
+                        help="StyleGAN's Inception TorchScript (inception-2015-12-05.pt): numbers comparable with "
+                        "published FID; default: the offline EfficientNet-Lite0, comparable only with itself")
+    parser.add_argument("--feature-side", type=int_between(32, 1024), default=224, metavar="PX",
+                        help="EfficientNet input side (default 224; smaller is faster and is another network)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--batch", type=int_between(1, 4096), default=16, help="images per forward (default 16)")
+    parser.add_argument("--tile", type=int_between(8, 8192), default=256,
+                        help="largest tile side for renders above it (default 256: bounds device memory)")
+    parser.add_argument("--kid-subsets", type=int_between(1, 10_000), default=100)
+    parser.add_argument("--cache", type=Path, metavar="DIR",
+                        help="real statistics cache (default ~/.cache/anyres/eval)")
+    parser.add_argument("--no-cache", action="store_true", help="draw and embed the real sets afresh, keep nothing")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where metrics.jsonl goes (default: the run folder)")
+    parser.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(PROG, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

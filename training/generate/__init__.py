@@ -1,0 +1,10 @@
+"""Images from a trained generator at any size, and zooms into them (`anyres-generate`).
+
+- seeds.py: `--seeds 0-15,42` and the latent of each seed.
+- tiles.py: where the tiles of a W x H image lie on the canvas, and rendering them in batches.
+- memory.py: how many tiles a device call takes, and the host-memory bound that is stated.
+- png.py: a PNG written a band of rows at a time, so no image is ever whole in memory.
+- images.py: an image and its JSON sidecar, written atomically in PNG, JPEG or WebP.
+- zoom.py: a continuous zoom from the whole canvas into a point, as frames, WebP and MP4.
+- run.py: the run's config, resolved against the loaded generator, and the files of every seed.
+"""

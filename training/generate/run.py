@@ -1,0 +1,178 @@
+"""A generation run: its config, resolved against the generator it loads, and the files it writes.
+
+The CLI builds a GenerateConfig from flags and checks what needs no network (sizes, formats);
+what depends on the network (the size step, the defaults R and the tile) is resolved here once
+the snapshot is loaded, and the resolved config is written into every sidecar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shards.errors import ConfigError
+
+from ..networks.generator import Generator
+from ..run import checkpoint
+from . import memory
+from .images import EXTENSIONS, FORMATS, anyres_version, file_digest, write_image, write_sidecar
+from .seeds import latent
+from .tiles import Tiling, render_rows
+from .zoom import render_frames, video_backend, write_mp4, write_webp, zoom_path
+
+MAX_SIDE = 65_535  # pixels per side (JPEG's limit; PNGs could be larger, but nobody views those)
+MAX_PIXELS = 2**31  # pixels per image: 6 GiB of PNG rows at worst, streamed
+MAX_PILLOW_PIXELS = 2**28  # JPEG and WebP are assembled whole in memory: 1 GiB at 4 bytes a pixel
+MAX_ZOOM_BYTES = 2**30  # the zoom's frames stay in memory for the WebP and the MP4
+
+
+@dataclass(frozen=True)
+class ZoomConfig:
+    center: tuple[float, float] = (0.0, 0.0)  # canvas coordinates of the point zoomed into
+    zoom_to: float | None = None  # final scale S (default 8 x the frame size)
+    frames: int = 60
+    frame_size: int | None = None  # P (default the generator's R)
+    fps: int = 30
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    snapshot: str
+    out: str  # a folder, or an image file for a single seed
+    seeds: tuple[int, ...] = (0,)
+    psi: float = 1.0
+    width: int | None = None  # default the generator's R
+    height: int | None = None
+    tile: int | None = None  # default memory.default_tile
+    batch: int | None = None  # tiles (or zoom frames) per generator call; default memory.default_batch
+    device: str = "cpu"
+    format: str = "png"
+    zoom: ZoomConfig | None = None
+
+    def check(self) -> None:
+        """What can be checked before any network is loaded."""
+        for side in (self.width, self.height):
+            if side is not None and side > MAX_SIDE:
+                raise ConfigError(f"image sides are at most {MAX_SIDE} pixels, got {side}")
+        if self.width and self.height:
+            pixels = self.width * self.height
+            limit = MAX_PIXELS if self.format == "png" else MAX_PILLOW_PIXELS
+            if pixels > limit:
+                why = "" if self.format == "png" else f" in {self.format} (assembled in memory; png streams)"
+                raise ConfigError(f"{self.width} x {self.height} is more than {limit} pixels{why}")
+            if self.format == "webp" and max(self.width, self.height) > 16_383:
+                raise ConfigError("WebP images are at most 16383 pixels a side: use png or jpg")
+        if self.zoom and self.zoom.frame_size and self.zoom.frames * 3 * self.zoom.frame_size ** 2 > MAX_ZOOM_BYTES:
+            raise ConfigError(f"{self.zoom.frames} frames of {self.zoom.frame_size} px exceed "
+                              f"{MAX_ZOOM_BYTES >> 20} MiB: fewer frames, or a smaller --frame-size")
+
+    def resolve(self, g: Generator) -> GenerateConfig:
+        """Defaults from the network, and the checks that need its size step."""
+        cfg, step = g.cfg, g.cfg.size_step()
+        if self.zoom is None:
+            width = self.width or (self.height or cfg.resolution)
+            height = self.height or width
+            tile = self.tile or memory.default_tile(cfg, width, height)
+            _multiple(tile, step, "--tile")
+            resolved = dataclasses.replace(self, width=width, height=height, tile=tile)
+            resolved.check()
+            return resolved
+        size = self.zoom.frame_size or cfg.resolution
+        _multiple(size, step, "--frame-size")
+        zoom_to = self.zoom.zoom_to or 8.0 * size
+        if zoom_to < size:
+            raise ConfigError(f"--zoom-to {zoom_to:g} is below the frame size {size}: the first frame already "
+                              "shows the whole canvas")
+        resolved = dataclasses.replace(self, zoom=dataclasses.replace(self.zoom, frame_size=size, zoom_to=zoom_to))
+        resolved.check()
+        return resolved
+
+
+def _multiple(value: int, step: int, flag: str) -> None:
+    if value % step:
+        raise ConfigError(f"{flag} {value} is not a multiple of this generator's size step {step} "
+                          f"(twice its input spacing): try {step * max(1, round(value / step))}")
+
+
+def load(cfg: GenerateConfig) -> tuple[Generator, dict]:
+    """The snapshot's G_ema on the config's device, and what the sidecars say about it."""
+    state = checkpoint.read(Path(cfg.snapshot), "snapshot")
+    g_cfg = checkpoint.network_configs(state)[0]
+    g = checkpoint.build_generator(g_cfg, state["trainer"]["G_ema"]).to(torch.device(cfg.device))
+    about = {"snapshot": {**file_digest(Path(cfg.snapshot)), "step": state.get("step")},
+             "generator": dataclasses.asdict(g_cfg), "anyres": anyres_version()}
+    return g, about
+
+
+def mapped(g: Generator, seed: int, psi: float) -> torch.Tensor:
+    device = next(g.parameters()).device
+    z = torch.from_numpy(latent(seed, g.cfg.z_dim)).float().to(device)
+    with torch.no_grad():
+        return g.mapping(z, psi)
+
+
+def image_path(cfg: GenerateConfig, seed: int) -> Path:
+    out = Path(cfg.out)
+    return out if out.suffix.lower() in EXTENSIONS else out / f"seed{seed:04d}{FORMATS[cfg.format]}"
+
+
+def generate_images(g: Generator, cfg: GenerateConfig, about: dict, progress: Callable[[int], None],
+                    say: Callable[[str], None]) -> list[Path]:
+    tiling = Tiling(cfg.width, cfg.height, cfg.tile)
+    device = next(g.parameters()).device
+    batch = cfg.batch or memory.default_batch(g.cfg, cfg.tile, device, tiling.count)
+    written = []
+    for seed in cfg.seeds:
+        path = image_path(cfg, seed)
+        start = time.perf_counter()
+        write_image(path, cfg.format, cfg.width, cfg.height,
+                    render_rows(g, mapped(g, seed, cfg.psi), tiling, batch, progress))
+        record = {"seed": seed, "psi": cfg.psi, "width": cfg.width, "height": cfg.height, "scale": tiling.scale,
+                  "canvas": tiling.extent(), "tile": cfg.tile, "batch": batch, "tiles": tiling.count,
+                  "device": str(device), "format": cfg.format, "seconds": round(time.perf_counter() - start, 3),
+                  **about, "config": dataclasses.asdict(cfg)}
+        write_sidecar(path.with_suffix(".json"), record)
+        say(f"seed {seed}: {path} ({cfg.width} x {cfg.height}, {tiling.count} tiles of {cfg.tile} px, "
+            f"{record['seconds']:.1f} s)")
+        written.append(path)
+    return written
+
+
+def generate_zooms(g: Generator, cfg: GenerateConfig, about: dict, progress: Callable[[int], None],
+                   say: Callable[[str], None]) -> list[Path]:
+    from PIL import Image
+
+    from shards.atomic import atomic_write_png
+
+    z = cfg.zoom
+    device = next(g.parameters()).device
+    path = zoom_path(z.frames, z.frame_size, z.zoom_to, *z.center)
+    batch = cfg.batch or memory.default_batch(g.cfg, z.frame_size, device, z.frames)
+    backend = video_backend()
+    written = []
+    for seed in cfg.seeds:
+        folder = Path(cfg.out) / f"zoom-seed{seed:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        frames: list[np.ndarray] = []
+        for k, frame in enumerate(render_frames(g, mapped(g, seed, cfg.psi), path, z.frame_size, batch, progress)):
+            atomic_write_png(folder / f"frame-{k:05d}.png", Image.fromarray(frame))
+            frames.append(frame)
+        webp = folder.with_suffix(".webp")
+        write_webp(webp, frames, z.fps)
+        mp4 = folder.with_suffix(".mp4")
+        why = write_mp4(mp4, frames, z.fps, backend) if backend else \
+            "no video writer installed (pip install imageio-ffmpeg, or av)"
+        record = {"seed": seed, "psi": cfg.psi, "frame_size": z.frame_size, "fps": z.fps,
+                  "frames": [dataclasses.asdict(f) for f in path], "webp": webp.name,
+                  "mp4": None if why else mp4.name, "device": str(device), "batch": batch,
+                  **about, "config": dataclasses.asdict(cfg)}
+        write_sidecar(folder.with_suffix(".json"), record)
+        say(f"seed {seed}: {z.frames} frames in {folder}/, {webp}" + (f", {mp4}" if not why else f"; no MP4: {why}"))
+        written.append(webp)
+    return written
