@@ -3,7 +3,10 @@ Reads datasets through `shards`; never imports ray or flickrapi.
 
     geometry.py   the patch transform T and its arithmetic (DESIGN.md 3), shared by all below
     loader/       stored bytes -> patches -> typed batches, over ranks and workers; preview
-    networks/     layers, filters, generator, discriminator, losses; render (T -> pixels)
+    networks/     StyleGAN3-T synthesis (plan, resampling, generator), discriminator,
+                  augmentation, losses; render (T -> pixels)
     run/          config tree and presets, checks, process groups, trainer, loop, checkpoints
+    generate/     images of any size by tiles, zooms (`anyres-generate`, generate_cli.py)
+    eval/         the paper's metrics and their cached real statistics (`anyres-eval`, eval_cli.py)
     cli.py        `anyres-train` (preview); train_cli.py registers `train`
 """
