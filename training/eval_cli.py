@@ -18,19 +18,10 @@ from pathlib import Path
 from shards.console import Parser, int_between, print_report, progress_bar, run_command
 
 from .errors import TrainingError
-from .train_cli import SCALE, SEED
+from .train_cli import SCALE, SEED, metrics_arg
 
 PROG = "anyres-eval"
 SNAPSHOT = re.compile(r"network-snapshot-(\d+)(?:\.(\d+))?\.pt")
-
-
-def metrics_arg(text: str) -> tuple[str, ...]:
-    from .eval.names import parse_metrics
-
-    try:
-        return parse_metrics(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def snapshot_kimg(path: Path) -> float:

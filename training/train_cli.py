@@ -73,6 +73,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--snap", "--snap-ticks", dest="snap_ticks", type=int_between(1, 10**6), metavar="TICKS",
                    help="ticks between snapshots: checkpoint.pt (replaced), a kept network-snapshot-KIMG.pt "
                    "(G, G_ema, D, config) and a sample grid (preset's default)")
+    t.add_argument("--metrics", type=metrics_arg, metavar="LIST",
+                   help="score G_ema while training, with anyres-eval's metrics (comma-separated: fid-full, kid, "
+                   "kid-patch, pfid, hf-patch, ...; EfficientNet-Lite0 features): rows in RUN/metrics.jsonl, values "
+                   "in the tick's stats line (default: none)")
+    t.add_argument("--metric-ticks", type=int_between(1, 10**6), metavar="N",
+                   help="ticks between metric evaluations, each on a snapshot written then (default: --snap's)")
+    t.add_argument("--metric-n", type=int_between(2, 10**6), metavar="N",
+                   help="images or patches per metric set (preset's default: tiny 64, sg3t-256 1000)")
     t.add_argument("--workers", type=int_between(0, 256), metavar="N",
                    help="loader worker processes per rank (default: up to 4 on a GPU, 0 on the CPU)")
     t.add_argument("--seed", type=SEED, default=0)
@@ -83,6 +91,16 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--ada-kimg", type=KIMG, help="ADA: kimg for p to go from 0 to 1 (preset's default)")
     t.set_defaults(run=cmd_train)
     return t
+
+
+def metrics_arg(text: str) -> tuple[str, ...]:
+    """--metrics: known names only, refused at the flag (the config checks library callers)."""
+    from .eval.names import parse_metrics  # torch-free
+
+    try:
+        return parse_metrics(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _given(**values) -> dict:
@@ -106,7 +124,9 @@ def config_from_args(args: argparse.Namespace):
                   resume=args.resume, data_hr=args.data_hr, patch_prob=args.patch_prob,
                   teacher_weight=args.teacher_weight,
                   lpips=args.lpips, **_given(kimg=args.kimg, gamma=args.gamma, lr_g=args.lr_g, lr_d=args.lr_d,
-                                             tick_kimg=args.tick_kimg, snap_ticks=args.snap_ticks))
+                                             tick_kimg=args.tick_kimg, snap_ticks=args.snap_ticks,
+                                             metrics=args.metrics, metric_ticks=args.metric_ticks,
+                                             metric_n=args.metric_n))
     recipe = _given(batch_gpu=args.batch_gpu, ema_rampup=args.ema_rampup)
     if recipe.get("ema_rampup") == 0:
         recipe["ema_rampup"] = None  # 0 turns the ramp-up off
@@ -122,6 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     record = train(config_from_args(args))
     if int(os.environ.get("RANK", 0)) == 0:
         losses = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss_G", "loss_D", "teacher") if record.get(k) is not None)
+        losses += "".join(f", {k.removeprefix('metric/')} {v:.4g}" for k, v in record.items() if k.startswith("metric/"))
         print(f"trained to {record.get('kimg', 0):.2f} kimg ({record.get('images_per_sec', 0):.1f} images/s; {losses}): "
               f"{args.out}/checkpoint.pt")
     return 0

@@ -9,6 +9,9 @@ Resume is exact on CPU: the checkpoint holds every rank's RNG states, the latent
 for each data stream its epoch and the number of batches taken from it. The loader's own
 randomness is a pure function of (seed, epoch, rank, worker), so replaying that many batches of
 that epoch puts it back where it was; the cost is re-reading at most one epoch.
+
+With --metrics, rank 0 scores each metric tick's snapshot in process (measure.py), with loaders
+and seeds of its own and in a fork of the RNGs: training, and its resume, are as without.
 """
 
 from __future__ import annotations
@@ -129,6 +132,21 @@ class Run:
         self.out = Path(cfg.out)
         self.trainer = Trainer(cfg, self.device, world.size)
         self.streams = make_streams(cfg, world, start.dataset, start.patch_dataset)
+        self.metrics = None
+        if cfg.metrics:
+            error = None
+            if self.rank == 0:
+                from .measure import RunMetrics  # the eval stack (torchmetrics, EfficientNet) only when asked
+
+                try:  # real sets now: a metric the data cannot serve ends the run before its first step
+                    self.metrics = RunMetrics(cfg, start.dataset, start.patch_dataset, self.device)
+                    self.metrics.prepare(self.trainer.G_ema)
+                except TrainingError as exc:
+                    error = str(exc)
+            # Rank 0's user error stops every rank, rather than leaving the others at their first all-reduce.
+            error = dist.gather(error, world.size)[0]
+            if error is not None:
+                raise TrainingError(error)
         self.latents = torch.Generator().manual_seed(cfg.seed * 10007 + self.rank)
         self.step = 0
         if cfg.resume:
@@ -156,7 +174,8 @@ class Run:
         if self.rank == 0:
             report.truncate_stats(self.out / "stats.jsonl", self.step)
 
-    def snapshot(self) -> None:
+    def snapshot(self) -> Path | None:
+        """Save checkpoint.pt and a kept network snapshot; rank 0 returns the snapshot's path."""
         t, size = self.trainer, self.world.size
         rngs = dist.gather(checkpoint.rng_state(self.latents), size)
         digests = dist.gather(weights_digest(t), size)
@@ -167,7 +186,7 @@ class Run:
         if max(digests) != min(digests):
             raise RuntimeError(f"ranks disagree on the weights: {digests}")
         if self.rank != 0:
-            return
+            return None
         state = {"trainer": t.state_dict(), "step": self.step, "config": self.cfg.to_dict(), "rng": rngs,
                  "streams": {k: s.state_dict() for k, s in self.streams.items()},
                  "teacher": t.teacher.state_dict() if t.teacher is not None else None}
@@ -178,6 +197,7 @@ class Run:
         z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
         report.write_png(self.out / f"samples-{self.step:07d}.png", sample_grid(t.G_ema, z, self.cfg.patch_size))
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
+        return self.out / name
 
     def tick(self, sums: dict, counts: dict, steps: int, patch_steps: int, seconds: float, tick: int) -> dict:
         vector = torch.tensor([sums.get(k, 0.0) for k in STAT_KEYS] + [counts.get(k, 0) for k in STAT_KEYS],
@@ -224,8 +244,15 @@ class Run:
             if self.step % tick_steps == 0 or self.step == total:
                 tick = math.ceil(self.step / tick_steps)
                 record = self.tick(sums, counts, steps, patch_steps, time.perf_counter() - started, tick)
-                if tick % cfg.snap_ticks == 0 or self.step == total:
-                    self.snapshot()
+                last = self.step == total
+                # Every rank decides alike (snapshot() gathers): a metric tick writes a snapshot too.
+                measure = bool(cfg.metrics) and (tick % cfg.metric_interval == 0 or last)
+                if tick % cfg.snap_ticks == 0 or last or measure:
+                    snapshot = self.snapshot()
+                    if measure and self.metrics is not None:  # rank 0; the others go on to their next collective
+                        values = self.metrics(self.trainer.G_ema, snapshot, record["kimg"])
+                        report.update_last_stats(self.out / "stats.jsonl", self.step, values)
+                        record.update(values)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
         return record

@@ -38,6 +38,16 @@ def append_stats(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def update_last_stats(path: Path, step: int, extra: dict) -> None:
+    """Add `extra` (a tick's metrics) to the line of `step`, the last one. The line is written
+    before the snapshot the metrics score, as every tick's is, so a run killed in between keeps
+    its stats; the file is replaced whole (atomic_write), never left half rewritten."""
+    records = read_stats(path)
+    assert records and records[-1]["step"] == step, f"no stats line for step {step} to add metrics to"
+    records[-1].update(extra)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
 def plot_curves(records: list[dict], path: Path) -> None:
     fig = Figure(figsize=(15, 7), dpi=90)
     FigureCanvasAgg(fig)
