@@ -190,6 +190,15 @@ def test_the_input_keeps_its_band_at_every_scale():
     assert x[0].abs().max() > 0.1
     amp = (1 - (g.input.freqs.norm(dim=1) - 2) / (16 * 16 / 32 - 2)).clamp(0, 1)
     assert torch.all(amp == 1)
+    # Far below R (S = R/8: Nyquist 1 cycle per canvas) features above the Nyquist are off, the
+    # ones below it on: never the other way round, never NaN.
+    with torch.no_grad():
+        tiny = g.input(eye[:1], torch.tensor([2.0]), 16, 20)
+        g.input.weight.copy_(torch.eye(g.input.weight.shape[0]) * g.input.weight.shape[0] ** 0.5)
+        raw = g.input(eye[:1], torch.tensor([2.0]), 16, 20)
+    assert torch.isfinite(tiny).all()
+    above = g.input.freqs.norm(dim=1) > 1.0
+    assert raw[0, above].abs().max() == 0 and raw[0, ~above].abs().max() > 0
 
 
 def test_running_averages_move_only_in_training_steps():

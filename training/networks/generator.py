@@ -154,9 +154,11 @@ class FourierInput(nn.Module):
         with torch.autocast(transform.device.type, enabled=False):
             coords = self.coordinates(transform, n, side)
             x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w c
-            nyquist = self.rate * scale.float() / (2 * self.resolution)  # cycles per canvas, per sample
-            over = self.freqs.norm(dim=1)[None, :] - self.cutoff
-            amplitude = (1 - over / (nyquist[:, None] - self.cutoff)).clamp(0, 1)
+            nyquist = self.rate * scale.float()[:, None] / (2 * self.resolution)  # cycles per canvas
+            # Full up to the band, fading to zero at the grid's Nyquist; below S = R/4 the
+            # Nyquist falls inside the band, and the ramp becomes a hard cut at it.
+            ramp = (nyquist - self.cutoff).clamp(min=1e-6)
+            amplitude = ((nyquist - self.freqs.norm(dim=1)[None, :]) / ramp).clamp(0, 1)
             x = x * amplitude[:, None, None, :]
             # The channel mix too: it is small, and the input is then exactly fp32's.
             x = x @ (self.weight.float() / math.sqrt(self.weight.shape[1])).T
