@@ -81,7 +81,7 @@ def _polyphase(x: torch.Tensor, side_out: int) -> bool:
 
 class Resampler(torch.nn.Module):
     """One separable resampling step (up or down by an integer factor) between centred grids,
-    for any side; dense matrices are built on first use of a side and kept."""
+    for any side; dense matrices and polyphase weights are built on first use and kept."""
 
     def __init__(self, h: np.ndarray, factor: int, up: bool):
         super().__init__()
@@ -100,33 +100,42 @@ class Resampler(torch.nn.Module):
             self._cache[key] = torch.from_numpy(m).to(device=device, dtype=dtype)
         return self._cache[key]
 
+    def kernel(self, channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """The polyphase form's depthwise weight, built once per (channels, dtype, device): up by u,
+        u phases of len(h) / u taps, u * h[u t + r] reversed (_up_last); down, h reversed."""
+        key = ("kernel", channels, dtype, device)
+        if key not in self._cache:
+            u, per_phase = self.factor, len(self.h) // self.factor
+            taps = u * self.h.reshape(per_phase, u).T[:, ::-1] if self.up else self.h[None, ::-1]
+            weight = torch.from_numpy(taps.copy()).repeat(channels, 1)
+            self._cache[key] = weight.view(-1, 1, 1, taps.shape[1]).to(device=device, dtype=dtype)
+        return self._cache[key]
+
     def forward(self, x: torch.Tensor, side_out: int) -> torch.Tensor:
         if self.identity:
             return crop(x, side_out)
         if _polyphase(x, side_out):
             along = _up_last if self.up else _down_last
-            x = along(x, self.h, self.factor, side_out)  # rows
-            return along(x.transpose(-1, -2), self.h, self.factor, side_out).transpose(-1, -2)  # columns
+            weight = self.kernel(x.shape[1], x.dtype, x.device)
+            x = along(x, weight, len(self.h), self.factor, side_out)  # rows
+            return along(x.transpose(-1, -2), weight, len(self.h), self.factor, side_out).transpose(-1, -2)
         mh = self.matrix(x.shape[-2], side_out, x.dtype, x.device)
         mw = mh if x.shape[-1] == x.shape[-2] else self.matrix(x.shape[-1], side_out, x.dtype, x.device)
         return mh @ x @ mw.T
 
 
-def _depthwise(x: torch.Tensor, taps: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """Each channel correlated with its own `taps` rows (phases), along the last axis."""
-    b, c, h, w = x.shape
-    per_channel = taps.shape[0]
-    weight = taps.to(x.dtype).repeat(c, 1).view(c * per_channel, 1, 1, taps.shape[1])
-    return F.conv2d(x, weight, stride=(1, stride), groups=c)
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """Each channel correlated with its own rows of `weight` (Resampler.kernel), along the last axis."""
+    return F.conv2d(x, weight, stride=(1, stride), groups=x.shape[1])
 
 
-def _up_last(x: torch.Tensor, h: np.ndarray, u: int, side_out: int) -> torch.Tensor:
-    """up_matrix along the last axis, as u polyphase filters of len(h) / u taps, interleaved.
+def _up_last(x: torch.Tensor, weight: torch.Tensor, k: int, u: int, side_out: int) -> torch.Tensor:
+    """up_matrix along the last axis, as u polyphase filters of k / u taps, interleaved.
 
     Output i is u * sum_t h[u t + r] x[q - t] with m = u q + r the position of i on the filter
     (see _matrix): one correlation per phase r over a window of x, then the phases interleaved.
     """
-    n, k = x.shape[-1], len(h)
+    n = x.shape[-1]
     per_phase = k // u
     m0 = (k - side_out + u * (n - 1)) // 2
     q0, r0 = divmod(m0, u)
@@ -134,21 +143,19 @@ def _up_last(x: torch.Tensor, h: np.ndarray, u: int, side_out: int) -> torch.Ten
     count = -(-(r0 + side_out) // u)
     if start < 0 or start + count + per_phase - 1 > n:
         raise ValueError(f"a {n}-sample grid is too small for {side_out} valid outputs")
-    phases = torch.from_numpy(u * h.reshape(per_phase, u).T[:, ::-1].copy()).to(x.device)  # u x per_phase
-    y = _depthwise(x[..., start:start + count + per_phase - 1], phases)  # b, c*u, h, count
+    y = _depthwise(x[..., start:start + count + per_phase - 1], weight)  # b, c*u, h, count
     b, cu, rows, _ = y.shape
     y = y.view(b, cu // u, u, rows, count).permute(0, 1, 3, 4, 2).reshape(b, cu // u, rows, count * u)
     return y[..., r0:r0 + side_out]
 
 
-def _down_last(x: torch.Tensor, h: np.ndarray, d: int, side_out: int) -> torch.Tensor:
+def _down_last(x: torch.Tensor, weight: torch.Tensor, k: int, d: int, side_out: int) -> torch.Tensor:
     """down_matrix along the last axis: a strided correlation over the centred window."""
-    n, k = x.shape[-1], len(h)
+    n = x.shape[-1]
     start = (n - k - d * (side_out - 1)) // 2
     if start < 0:
         raise ValueError(f"a {n}-sample grid is too small for {side_out} valid outputs")
-    taps = torch.from_numpy(h[::-1].copy()).to(x.device)[None]
-    return _depthwise(x[..., start:start + d * (side_out - 1) + k], taps, stride=d)
+    return _depthwise(x[..., start:start + d * (side_out - 1) + k], weight, stride=d)
 
 
 def crop(x: torch.Tensor, side: int) -> torch.Tensor:
