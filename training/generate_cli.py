@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda where there is one")
     p.add_argument("--format", choices=("png", "jpg", "webp"),
                    help="default png, or the extension of --out; JPEG and WebP at quality 95")
+    p.add_argument("--panorama", action="store_true",
+                   help="a 360° model's whole turn (trained with --stage global-360): --width W pixels (a multiple "
+                   "of the size step; default P x R, P = 360/fov frames) whose left and right edges join, "
+                   "--height H (default one frame, W / P)")
     zoom = p.add_argument_group("zoom: frames, an animated WebP, and an MP4 where imageio-ffmpeg or av is installed")
     zoom.add_argument("--zoom", action="store_true", help="render a zoom from the whole canvas into --zoom-center")
     zoom.add_argument("--zoom-center", type=parse_point, metavar="U,V",
@@ -92,6 +96,8 @@ def config_from_args(args: argparse.Namespace):
     if fmt and len(args.seeds) > 1:
         raise ConfigError(f"--out {out.name} is one image: give one seed, or a folder for {len(args.seeds)}")
     zoom = None
+    if args.panorama and (args.zoom or args.size is not None):
+        raise ConfigError(f"--panorama renders one turn --width wide: --{'zoom' if args.zoom else 'size'} does not apply")
     if args.zoom:
         given = [f for f in ("size", "width", "height", "tile") if getattr(args, f) is not None]
         if given:
@@ -108,7 +114,8 @@ def config_from_args(args: argparse.Namespace):
             raise ConfigError(f"--{given[0].replace('_', '-')} applies to --zoom only")
     cfg = GenerateConfig(snapshot=args.snapshot, out=str(out), seeds=tuple(args.seeds), psi=args.psi,
                          width=args.size or args.width, height=args.size or args.height, tile=args.tile,
-                         batch=args.batch, device=args.device or "cpu", format=fmt or args.format or "png", zoom=zoom)
+                         batch=args.batch, device=args.device or "cpu", format=fmt or args.format or "png", zoom=zoom,
+                         panorama=args.panorama)
     cfg.check()
     return cfg
 
@@ -140,8 +147,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from .generate import memory
     from .generate.run import generate_images, generate_zooms, load
-    from .generate.tiles import Tiling
-
     cfg = config_from_args(args)
     folder = check_writable(cfg)
     cfg = dataclasses.replace(cfg, device=resolve_device(args.device))
@@ -152,12 +157,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         with progress_bar("frames", cfg.zoom.frames * len(cfg.seeds)) as advance:
             generate_zooms(g, cfg, about, advance, print)
         return 0
-    tiling = Tiling(cfg.width, cfg.height, cfg.tile)
+    tiling = cfg.tiling(g)
     device = next(g.parameters()).device
     batch = cfg.batch or memory.default_batch(g.cfg, cfg.tile, device, tiling.count)
     cfg = dataclasses.replace(cfg, batch=batch)
     bound = memory.host_bound(g.cfg, cfg.width, cfg.tile, batch, device)
-    print(f"{len(cfg.seeds)} image(s) of {cfg.width} x {cfg.height} (canvas at S = {tiling.scale}), "
+    what = f"360° panorama(s) of {g.cfg.turn:g} frames" if cfg.panorama else "image(s)"
+    print(f"{len(cfg.seeds)} {what} of {cfg.width} x {cfg.height} (canvas at S = {tiling.scale:g}), "
           f"{tiling.count} tiles of {cfg.tile} px, {batch} per call on {device}; host memory beyond the "
           f"loaded network: about {memory.mib(bound)}" + ("" if cfg.format == "png" else
                                                             f" + {memory.mib(4 * cfg.width * cfg.height)} ({cfg.format})"))

@@ -14,6 +14,7 @@ import os
 from dataclasses import replace
 
 from shards.console import float_between, int_between
+from shards.errors import ConfigError
 
 PRESET_NAMES = ("tiny", "sg3t-256")  # run.config.PRESETS; named here so the CLI starts without torch
 
@@ -30,14 +31,22 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t = sub.add_parser("train", help="train the any-resolution GAN (stage global, then stage patch)",
                        description="Stage 'global' trains G and D on whole canvases at R; stage 'patch' "
                        "starts from a stage-1 checkpoint and mixes in patches at scales S > R, regularised "
-                       "by the frozen stage-1 generator. Run under torchrun for several processes.")
+                       "by the frozen stage-1 generator. Stage 'global-360' trains a 360° model on frames of "
+                       "cylindrical panoramas (each image one full turn), for anyres-generate --panorama. "
+                       "Run under torchrun for several processes.")
     t.add_argument("--data", required=True, metavar="DATASET",
                    help="the dataset: whole canvases at R, and stage patch's patches unless --data-hr")
     t.add_argument("--data-hr", metavar="DATASET",
                    help="stage patch: draw the patches from this dataset instead (the paper: a high-resolution "
                    "subset); the global stream still reads --data")
     t.add_argument("--out", required=True, metavar="RUN", help="run folder: config, stats, checkpoint, samples")
-    t.add_argument("--stage", choices=("global", "patch"), default="global")
+    t.add_argument("--stage", choices=("global", "patch", "global-360"), default="global",
+                   help="global (stage 1), patch (stage 2, from a stage-1 --teacher), or global-360: a 360° "
+                   "model whose input wraps around a cylinder, trained on frames of panoramas, D seeing frames "
+                   "that cross frame borders and the images' seams (default: global)")
+    t.add_argument("--fov", type=float_between(1, 360, low_open=False), metavar="DEG",
+                   help="stage global-360: degrees of the turn one frame spans; a turn is 360/DEG frames, and each "
+                   "image is taken as one turn, its aspect within 1.5x of 360/DEG (default 60, the paper's)")
     t.add_argument("--preset", choices=PRESET_NAMES, default="tiny")
     t.add_argument("--teacher", metavar="CKPT",
                    help="stage patch: the stage-1 checkpoint.pt, or any of its network-snapshot-*.pt")
@@ -120,7 +129,10 @@ def config_from_args(args: argparse.Namespace):
     loader = replace(base.loader, data=args.data, stream=stream, num_workers=workers, pin_memory=pin,
                      seed=args.seed,
                      **_given(batch_size=args.batch))
-    cfg = replace(base, out=str(args.out), loader=loader, aug=aug, stage=args.stage, teacher=args.teacher,
+    if args.fov is not None and args.stage != "global-360":
+        raise ConfigError("--fov is the frame width of --stage global-360")
+    g = replace(base.g, fov=args.fov or 60.0) if args.stage == "global-360" else base.g  # a 360° model
+    cfg = replace(base, out=str(args.out), g=g, loader=loader, aug=aug, stage=args.stage, teacher=args.teacher,
                   resume=args.resume, data_hr=args.data_hr, patch_prob=args.patch_prob,
                   teacher_weight=args.teacher_weight,
                   lpips=args.lpips, **_given(kimg=args.kimg, gamma=args.gamma, lr_g=args.lr_g, lr_d=args.lr_d,

@@ -58,3 +58,23 @@ def test_fourier_features_are_computed_in_float32_under_autocast():
             mixed = G.input(transform, scale, 16, 40)
     assert mixed.dtype == torch.float32
     assert (mixed - exact).abs().max() <= 1e-5
+
+
+def test_a_global_360_step_and_its_cylinder_run_under_bf16_autocast(one_thread):  # noqa: F811
+    import dataclasses
+
+    from training.networks.render import view
+
+    pano = dataclasses.replace(TINY, stage="global-360", g=dataclasses.replace(TINY_G, fov=60.0))
+    torch.manual_seed(0)
+    trainer = Trainer(pano, torch.device("cpu"))
+    trainer.autocast = cpu_bf16
+    transform, scale = view(4, 16, 16, "cpu", cu=2.9)  # frames across the turn's end
+    stats = trainer.step(torch.rand(4, 3, 16, 16) * 2 - 1, transform.float(), scale, torch.randn(4, 16),
+                         torch.randn(4, 16), with_teacher=False, global_batch=4)
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values()), stats
+    with torch.no_grad():
+        exact = trainer.G.input(transform, scale, 16, 40)
+        with cpu_bf16():
+            mixed = trainer.G.input(transform, scale, 16, 40)
+    assert mixed.dtype == torch.float32 and (mixed - exact).abs().max() <= 1e-5

@@ -49,6 +49,7 @@ TRAIN_FLAGS = {
     "--batch-gpu": lambda v: False,
     "--ema-rampup": lambda v: v == "0",
     "--grid": lambda v: False,
+    "--fov": lambda v: False,  # degrees in [1, 360]: none of the values above
     "--metrics": lambda v: False,  # no metric is called 0, nan, ...
     "--metric-ticks": lambda v: False,
     "--metric-n": lambda v: False,

@@ -22,6 +22,7 @@ from ..networks.generator import Generator
 from ..run import checkpoint
 from . import memory
 from .images import EXTENSIONS, FORMATS, anyres_version, file_digest, write_image, write_sidecar
+from .panorama import turn_tiling, turn_width
 from .seeds import latent
 from .tiles import Tiling, render_rows
 from .zoom import render_frames, video_backend, write_mp4, write_webp, zoom_path
@@ -54,6 +55,7 @@ class GenerateConfig:
     device: str = "cpu"
     format: str = "png"
     zoom: ZoomConfig | None = None
+    panorama: bool = False  # a 360° model's whole turn, W wide: the canvas at S = W / P (tiles.py)
 
     def check(self) -> None:
         """What can be checked before any network is loaded."""
@@ -75,6 +77,8 @@ class GenerateConfig:
     def resolve(self, g: Generator) -> GenerateConfig:
         """Defaults from the network, and the checks that need its size step."""
         cfg, step = g.cfg, g.cfg.size_step()
+        if self.panorama:
+            return self._resolve_panorama(g)
         if self.zoom is None:
             width = self.width or (self.height or cfg.resolution)
             height = self.height or width
@@ -92,6 +96,29 @@ class GenerateConfig:
         resolved = dataclasses.replace(self, zoom=dataclasses.replace(self.zoom, frame_size=size, zoom_to=zoom_to))
         resolved.check()
         return resolved
+
+
+    def _resolve_panorama(self, g: Generator) -> GenerateConfig:
+        cfg, step, turn = g.cfg, g.cfg.size_step(), g.cfg.turn
+        if turn is None:
+            raise ConfigError("--panorama needs a 360° model (trained with --stage global-360); this snapshot's "
+                              "generator renders a plane")
+        # The width is one turn: a multiple of the step, so that the plane's render repeats after
+        # exactly W pixels (every layer's lattice spacing divides it) and the edges join exactly.
+        width = self.width or turn_width(cfg, self.height or cfg.resolution)
+        _multiple(width, step, "--width")
+        height = self.height or max(8, round(width / turn))
+        tile = self.tile or memory.default_tile(cfg, width, height)
+        _multiple(tile, step, "--tile")
+        resolved = dataclasses.replace(self, width=width, height=height, tile=tile)
+        resolved.check()
+        return resolved
+
+    def tiling(self, g: Generator) -> Tiling:
+        """The tiles of a resolved config's image; a panorama's canvas is W / P wide."""
+        if self.panorama:
+            return turn_tiling(g.cfg, self.width, self.height, self.tile)
+        return Tiling(self.width, self.height, self.tile)
 
 
 def _multiple(value: int, step: int, flag: str) -> None:
@@ -124,9 +151,10 @@ def image_path(cfg: GenerateConfig, seed: int) -> Path:
 
 def generate_images(g: Generator, cfg: GenerateConfig, about: dict, progress: Callable[[int], None],
                     say: Callable[[str], None]) -> list[Path]:
-    tiling = Tiling(cfg.width, cfg.height, cfg.tile)
+    tiling = cfg.tiling(g)
     device = next(g.parameters()).device
     batch = cfg.batch or memory.default_batch(g.cfg, cfg.tile, device, tiling.count)
+    panorama = {"fov": g.cfg.fov, "turn": g.cfg.turn} if cfg.panorama else None
     written = []
     for seed in cfg.seeds:
         path = image_path(cfg, seed)
@@ -134,7 +162,7 @@ def generate_images(g: Generator, cfg: GenerateConfig, about: dict, progress: Ca
         write_image(path, cfg.format, cfg.width, cfg.height,
                     render_rows(g, mapped(g, seed, cfg.psi), tiling, batch, progress))
         record = {"seed": seed, "psi": cfg.psi, "width": cfg.width, "height": cfg.height, "scale": tiling.scale,
-                  "canvas": tiling.extent(), "tile": cfg.tile, "batch": batch, "tiles": tiling.count,
+                  "canvas": tiling.extent(), "panorama": panorama, "tile": cfg.tile, "batch": batch, "tiles": tiling.count,
                   "device": str(device), "format": cfg.format, "seconds": round(time.perf_counter() - start, 3),
                   **about, "config": dataclasses.asdict(cfg)}
         write_sidecar(path.with_suffix(".json"), record)

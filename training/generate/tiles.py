@@ -1,7 +1,8 @@
 """Where the tiles of a W x H image lie on the canvas (DESIGN.md 3), and rendering them in batches.
 
 The canvas is the centred square of side S = min(W, H) pixels: S is the scale, and a wider
-(or taller) image extends the canvas sideways (or up and down) with the same T. Pixel (x, y)
+(or taller) image extends the canvas sideways (or up and down) with the same T. A panorama of
+a 360° model sets S itself: W / P, so that its width is one turn of P canvas widths. Pixel (x, y)
 has its centre at canvas coordinates ((x + 0.5 - W/2) / S, (y + 0.5 - H/2) / S). Tile (r, c)
 covers pixels [c p, (c + 1) p) x [r p, (r + 1) p); the last column and row of tiles reach past
 the image and are cropped, so any size comes out exact.
@@ -32,10 +33,11 @@ class Tiling:
     width: int
     height: int
     tile: int
+    canvas_scale: float | None = None  # S; None: min(width, height)
 
     @property
-    def scale(self) -> int:
-        return min(self.width, self.height)
+    def scale(self) -> float:
+        return min(self.width, self.height) if self.canvas_scale is None else self.canvas_scale
 
     @property
     def columns(self) -> int:

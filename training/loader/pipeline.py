@@ -188,7 +188,8 @@ class PatchStream(IterableDataset):
                 try:
                     batch = render_sample(meta, data, stream, rng)
                 except Skip as exc:
-                    if self.config.errors == "raise" and exc.reason != "too-small":
+                    # Unusable for this stream, not broken: counted, never raised.
+                    if self.config.errors == "raise" and exc.reason not in ("too-small", "not-panorama"):
                         raise
                     counts[exc.reason] += 1
                     continue

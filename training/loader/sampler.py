@@ -3,6 +3,8 @@
 The two streams the paper mixes differ only in their draw: `patch` renders a random window at a
 random scale S in [S_min, S_max], `global` renders the whole canvas at the base resolution R
 (S = p = R, so T is the identity). Both go through the same renderer and the same geometry.
+A third, `global-360`, renders frames of 360° panoramas at R for a cylindrical model
+(panorama.py): a frame anywhere on the turn, across the seam as often as anywhere else.
 
 Drawing several patches from one decode (`patches_per_image`) is what makes the loader fast on
 real photos: most are progressive JPEGs, which cost about the same to decode at any reduction,
@@ -21,11 +23,12 @@ from shards.schema import SampleMeta
 
 from ..geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 from .decode import DecodeError, decode, decode_reduction, oriented, render_patch, render_reference
+from .panorama import NotPanorama, check_aspect, draw_frame, frame_reduction, frame_width, render_frame
 
-StreamKind = Literal["patch", "global"]
+StreamKind = Literal["patch", "global", "global-360"]
 # Four patches per decode meets the speed goal on real photos (docs/BENCHMARKS.md) at a small,
 # measured cost in batch diversity; a square image's global views would all be the same, so one.
-DEFAULT_PER_IMAGE = {"patch": 4, "global": 1}
+DEFAULT_PER_IMAGE = {"patch": 4, "global": 1, "global-360": 2}  # a panorama's frames do differ
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class StreamConfig:
     centred: bool = False  # centred canvas and window: evaluation, not training
     reference: bool = False  # render with the slow paper-style path (benchmarks, tests)
     mirror: bool = False  # flip half the patches left to right (T follows: geometry.PatchDraw.mirror)
+    fov: float = 60.0  # global-360: degrees of the turn one frame spans (the paper's default)
 
     def __post_init__(self) -> None:
-        if self.stream not in ("patch", "global"):
-            raise ConfigError(f"stream must be 'patch' or 'global', got {self.stream!r}")
+        if self.stream not in ("patch", "global", "global-360"):
+            raise ConfigError(f"stream must be 'patch', 'global' or 'global-360', got {self.stream!r}")
+        if not (np.isfinite(self.fov) and 1 <= self.fov <= 360):
+            raise ConfigError(f"fov must be between 1 and 360 degrees, got {self.fov}")
         if self.size < 1 or (self.patches_per_image is not None and self.patches_per_image < 1):
             raise ConfigError("size and patches_per_image must be at least 1")
         if self.oversample < 1:
@@ -95,6 +101,14 @@ def draw_patches(width: int, height: int, config: StreamConfig, rng: np.random.G
 
 def _draw_windows(width: int, height: int, config: StreamConfig, rng: np.random.Generator) -> list[PatchDraw]:
     n = min(width, height)
+    if config.stream == "global-360":
+        try:
+            check_aspect(width, height, config.fov)
+        except NotPanorama as exc:
+            raise Skip("not-panorama", str(exc)) from None
+        if min(frame_width(width, config.fov), height) < config.size and not config.upsample:
+            raise Skip("too-small", f"frames of {frame_width(width, config.fov):.0f} x {height} below R {config.size}")
+        return [draw_frame(width, height, config.size, config.fov, rng, config.centred) for _ in range(config.per_image)]
     if config.stream == "global":
         if n < config.size and not config.upsample:
             raise Skip("too-small", f"canvas {n} below the base resolution {config.size}")
@@ -113,7 +127,10 @@ def _draw_windows(width: int, height: int, config: StreamConfig, rng: np.random.
 def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.random.Generator) -> list[Patch]:
     """All patches of one sample; raises Skip with a reason when there are none."""
     draws = draw_patches(meta.width, meta.height, config, rng)
-    reduction = 1 if config.reference else decode_reduction(draws, config.oversample)
+    if config.stream == "global-360":
+        reduction = frame_reduction(meta.width, meta.height, config.size, config.fov, config.oversample)
+    else:
+        reduction = 1 if config.reference else decode_reduction(draws, config.oversample)
     try:
         decoded = decode(data, meta.orientation, reduction)
     except DecodeError as exc:
@@ -122,7 +139,9 @@ def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.r
     if decoded.display_size != native:
         raise Skip("size-mismatch", f"decodes to {decoded.display_size}, metadata says {native}")
     try:
-        if config.reference:
+        if config.stream == "global-360":
+            pixels = [render_frame(decoded, d, config.fov) for d in draws]
+        elif config.reference:
             full = oriented(decoded)
             pixels = [render_reference(full, d) for d in draws]
         else:

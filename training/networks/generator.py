@@ -14,6 +14,12 @@ any size n: every grid of every layer just spans n/R times more samples. With `g
 no padding reaches an output pixel, so tiles whose offsets are multiples of the input spacing
 (R/16 px) are exact crops of one render, and other offsets differ only by the network's own
 aliasing. The scale S reaches the styles through a zero-initialised embedding of log(S/R).
+
+A 360° model (`fov`, stage global-360) has the same layers; only its input differs. The canvas
+is one frame of a panorama, `fov` degrees wide, so a full turn spans P = 360 / fov canvas widths,
+and the horizontal coordinate is mapped onto a cylinder of circumference P (FourierInput): every
+feature, and so every image, repeats exactly every P canvas widths, and the panorama's left and
+right edges join.
 """
 
 from __future__ import annotations
@@ -52,10 +58,13 @@ class GeneratorConfig:
     scale_cond: bool = True
     scale_dim: int = 64
     img_channels: int = 3
+    fov: float | None = None  # degrees of a turn that one canvas spans: a 360° model; None: a plane
 
     def __post_init__(self) -> None:
         if self.grid not in ("exact", "stylegan3"):
             raise ConfigError(f"grid must be 'exact' or 'stylegan3', got {self.grid!r}")
+        if self.fov is not None and not (math.isfinite(self.fov) and 1 <= self.fov <= 360):
+            raise ConfigError(f"fov must be between 1 and 360 degrees, got {self.fov}")
         try:
             self.plan()
         except ValueError as exc:
@@ -70,6 +79,11 @@ class GeneratorConfig:
     def num_ws(self) -> int:
         return self.num_layers + 1
 
+    @property
+    def turn(self) -> float | None:
+        """P: canvas widths in a full turn (a 360° model), or None (a plane)."""
+        return None if self.fov is None else 360.0 / self.fov
+
     def size_step(self) -> int:
         """Output sides must be multiples of this: every grid then has an even number of samples."""
         return 2 * self.plan().coarsest_spacing
@@ -78,7 +92,7 @@ class GeneratorConfig:
         """What a checkpoint must match to be loaded into this network (grid is how it is run)."""
         return {k: getattr(self, k) for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "num_layers",
                                                 "critical_layers", "channel_base", "channel_max", "first_cutoff",
-                                                "scale_cond", "scale_dim", "img_channels")}
+                                                "scale_cond", "scale_dim", "img_channels", "fov")}
 
 
 class RunningAverage:
@@ -130,22 +144,43 @@ class FourierInput(nn.Module):
     first layer's band), phases uniformly; the bank is fixed, then mixed by a learned c x c
     matrix. A feature is faded out as its frequency nears the input grid's Nyquist at the
     patch's scale (StyleGAN3's amplitude ramp): at S = R that is StyleGAN3's input exactly.
+
+    On a cylinder (`turn` = P canvas widths per 360°), canvas point (u, v) is the point at angle
+    2 pi u / P on a cylinder of circumference P, and each feature is a plane wave in that 3-D
+    space: its frequency (fx, fy) has its horizontal part turned by a fixed random tilt about the
+    cylinder's axis. The wave's frequency along the surface is never more than |(fx, fy)|, so the
+    band and the amplitude ramp hold as on the plane; near u = 0 an untilted feature is the plane's.
     """
 
-    def __init__(self, channels: int, cutoff: float, rate: int, resolution: int, seed: int = 0):
+    def __init__(self, channels: int, cutoff: float, rate: int, resolution: int, seed: int = 0,
+                 turn: float | None = None):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         radius = cutoff * torch.rand(channels, generator=g).sqrt()
         angle = torch.rand(channels, generator=g) * 2 * math.pi
         self.register_buffer("freqs", torch.stack([radius * angle.cos(), radius * angle.sin()], 1))
         self.register_buffer("phases", torch.rand(channels, generator=g) - 0.5)
+        if turn is not None:  # drawn after the plane's, which therefore stay what they were
+            self.register_buffer("tilts", torch.rand(channels, generator=g) * 2 * math.pi)
         self.weight = nn.Parameter(torch.randn(channels, channels))
-        self.cutoff, self.rate, self.resolution = cutoff, rate, resolution
+        self.cutoff, self.rate, self.resolution, self.turn = cutoff, rate, resolution, turn
 
     def coordinates(self, transform: torch.Tensor, n: int, side: int) -> torch.Tensor:
-        """Canvas coordinates (b, side, side, 2) of the input samples of an n x n patch."""
+        """Canvas coordinates (b, side, side, 2) of the input samples of an n x n patch, in fp64."""
         patch = sample_grid_positions(self.rate * n // self.resolution, side, transform.device, torch.float64)
-        return torch.einsum("bij,hwj->bhwi", transform[:, :2].double(), patch).float()
+        return torch.einsum("bij,hwj->bhwi", transform[:, :2].double(), patch)
+
+    def waves(self, coords: torch.Tensor) -> torch.Tensor:
+        """Each feature's phase, in cycles, at canvas coordinates (b, h, w, 2) fp64: (b, h, w, c)."""
+        if self.turn is None:
+            return coords.float() @ self.freqs.T + self.phases
+        # Computed in fp64: u runs over the whole turn, and the wave must repeat exactly after it.
+        theta = coords[..., :1] * (2 * math.pi / self.turn)
+        radius = self.turn / (2 * math.pi)
+        fx, fy = self.freqs.double().unbind(1)
+        tilts = self.tilts.double()
+        across = radius * (theta.sin() * tilts.cos() + (1 - theta.cos()) * tilts.sin())
+        return (across * fx + coords[..., 1:] * fy + self.phases.double()).float()
 
     def forward(self, transform: torch.Tensor, scale: torch.Tensor, n: int, side: int) -> torch.Tensor:
         # The whole input in fp32 (coordinates in fp64), autocast or not: bf16's
@@ -153,7 +188,7 @@ class FourierInput(nn.Module):
         # would see other inputs than inference.
         with torch.autocast(transform.device.type, enabled=False):
             coords = self.coordinates(transform, n, side)
-            x = torch.sin(2 * math.pi * (coords @ self.freqs.T + self.phases))  # b h w c
+            x = torch.sin(2 * math.pi * self.waves(coords))  # b h w c
             nyquist = self.rate * scale.float()[:, None] / (2 * self.resolution)  # cycles per canvas
             # Full up to the band, fading to zero at the grid's Nyquist; below S = R/4 the
             # Nyquist falls inside the band, and the ramp becomes a hard cut at it.
@@ -230,7 +265,7 @@ class Generator(nn.Module):
         self.mapping = MappingNetwork(cfg)
         self.embed = ScaleEmbedding(cfg.resolution, cfg.scale_dim) if cfg.scale_cond else None
         self.input = FourierInput(self.plan.input_channels, self.plan.input_cutoff, self.plan.input_rate,
-                                  cfg.resolution)
+                                  cfg.resolution, turn=cfg.turn)
         self.layers = nn.ModuleList(SynthesisLayer(spec, cfg) for spec in self.plan.layers)
         self._sides: dict[tuple[int, str], tuple[int, list[LayerSides]]] = {}
 

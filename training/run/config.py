@@ -37,7 +37,7 @@ from ..networks.augment import AugmentConfig
 from ..networks.discriminator import DiscriminatorConfig
 from ..networks.generator import GeneratorConfig
 
-Stage = Literal["global", "patch"]
+Stage = Literal["global", "patch", "global-360"]  # global-360: frames of panoramas, a 360° generator
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,11 @@ class TrainConfig:
     metric_n: int = 1000
 
     def __post_init__(self) -> None:
-        if self.stage not in ("global", "patch"):
-            raise ConfigError(f"stage must be 'global' or 'patch', got {self.stage!r}")
+        if self.stage not in ("global", "patch", "global-360"):
+            raise ConfigError(f"stage must be 'global', 'patch' or 'global-360', got {self.stage!r}")
+        if (self.stage == "global-360") != (self.g.fov is not None):
+            raise ConfigError("a 360° generator (fov) trains in stage global-360, and only it: stage global-360 "
+                              "needs g.fov, stages global and patch a plane (fov None)")
         if not 0 <= self.patch_prob <= 1:
             raise ConfigError(f"--patch-prob must be in [0, 1], got {self.patch_prob}")
         if self.loader.stream.stream != "patch":

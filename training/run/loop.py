@@ -31,6 +31,7 @@ from shards.atomic import atomic_write
 from shards.reader import Dataset
 
 from ..errors import TrainingError
+from ..generate.panorama import panorama_strips
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
@@ -102,7 +103,10 @@ def make_streams(cfg: TrainConfig, world: dist.World, dataset: Dataset,
                          seed=cfg.seed * 2 + salt)
         return DataStream(PatchLoader(config, world.rank, world.size, opened))
 
-    whole = StreamConfig("global", size=cfg.resolution, mirror=cfg.loader.stream.mirror)
+    if cfg.stage == "global-360":  # frames anywhere on each panorama's turn, across its seam too
+        whole = StreamConfig("global-360", size=cfg.resolution, mirror=cfg.loader.stream.mirror, fov=cfg.g.fov)
+    else:
+        whole = StreamConfig("global", size=cfg.resolution, mirror=cfg.loader.stream.mirror)
     streams = {"global": loader(whole, 0, cfg.data, dataset)}
     if cfg.stage == "patch":
         # Without an opened --data-hr dataset (a library caller), the loader opens cfg.data_hr itself.
@@ -195,7 +199,8 @@ class Run:
         name = checkpoint.snapshot_name(self.step * self.cfg.batch)
         checkpoint.save(self.out / name, checkpoint.snapshot_state(state))
         z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
-        report.write_png(self.out / f"samples-{self.step:07d}.png", sample_grid(t.G_ema, z, self.cfg.patch_size))
+        grid = panorama_strips(t.G_ema, z) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, z, self.cfg.patch_size)
+        report.write_png(self.out / f"samples-{self.step:07d}.png", grid)
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
         return self.out / name
 

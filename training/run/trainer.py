@@ -20,6 +20,7 @@ from ..networks.augment import Augment
 from ..networks.discriminator import Discriminator
 from ..networks.generator import Generator
 from ..networks.losses import LocalLPIPS, d_logistic, g_nonsaturating, r1_penalty, teacher_loss
+from ..networks.panorama import splice_offsets, spliced_frames
 from ..networks.render import identity_view
 from . import dist
 from .config import TrainConfig
@@ -91,6 +92,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d * ratio, betas=(0.0, 0.99 ** ratio),
                                       eps=1e-8)
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        self.rank = rank
         self.augment = Augment(cfg.aug, cfg.seed, rank)  # every image D scores, in every phase
         self.teacher: Generator | None = None
         self.lpips = LocalLPIPS(Path(cfg.lpips)).to(device) if cfg.lpips else None
@@ -116,6 +118,16 @@ class Trainer:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def fakes(self, z: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor, size: int, part: slice,
+              salt: int, update_avg: bool = False) -> torch.Tensor:
+        """G's images of the micro-batch `part` for D. Stage global-360: each a frame-sized window
+        across two neighbouring frames (networks/panorama.py), its offset drawn once per phase
+        (`salt`) for the whole share, so that --batch-gpu chunks see what one batch would."""
+        if self.cfg.stage != "global-360":
+            return self.g_forward(z[part], transform[part], scale[part], size, update_avg=update_avg)
+        offsets = splice_offsets(self.cfg.seed, self.rank, self.step_index, salt, z.shape[0], size)[part]
+        return spliced_frames(self.g_forward, z[part], transform[part], scale[part], size, offsets, update_avg)
+
     def d_phase(self, real: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor,
                 z: torch.Tensor) -> dict[str, float]:
         """D's logistic loss on fakes and reals. Each micro-batch's loss is scaled by its share of
@@ -124,7 +136,7 @@ class Trainer:
         with frozen(self.G):
             for part in micro_batches(n, self.cfg.batch_gpu):
                 with torch.no_grad(), self.autocast():
-                    fake = self.g_forward(z[part], transform[part], scale[part], real.shape[-1])
+                    fake = self.fakes(z, transform, scale, real.shape[-1], part, salt=0)
                 with self.autocast():
                     fake_logits = self.d_forward(self.augment(fake.float()), scale[part])
                     real_logits = self.d_forward(self.augment(real[part]), scale[part])
@@ -175,7 +187,7 @@ class Trainer:
         with frozen(self.D):
             for part in micro_batches(n, self.cfg.batch_gpu):
                 with self.autocast():
-                    fake = self.g_forward(z[part], transform[part], scale[part], size, update_avg=True)
+                    fake = self.fakes(z, transform, scale, size, part, salt=1, update_avg=True)
                     loss = g_nonsaturating(self.d_forward(self.augment(fake), scale[part]).float())
                 share = (part.stop - part.start) / n
                 _accumulate(sums, share, loss_G=loss)

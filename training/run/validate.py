@@ -16,6 +16,7 @@ from shards.errors import DatasetError
 from shards.reader import Dataset
 
 from ..errors import TrainingError
+from ..loader.panorama import PANORAMA_SLACK
 from . import checkpoint
 from .config import TrainConfig
 
@@ -48,11 +49,25 @@ def check_sides(dataset: Dataset, path: str, need: int, why: str, flag: str = "d
                             f"{need} px ({why}); its largest is {int(sides.max())} px")
 
 
+def check_panoramas(dataset: Dataset, path: str, fov: float) -> None:
+    """At least one image that is a turn of 360/fov frames: stage global-360 skips the others."""
+    index = dataset.index
+    aspect = index["width"].to_numpy() / np.maximum(index["height"].to_numpy(), 1)
+    turn = 360.0 / fov
+    if not np.any((aspect >= turn / PANORAMA_SLACK) & (aspect <= turn * PANORAMA_SLACK)):
+        raise TrainingError(f"dataset {path} has no 360° panorama for --fov {fov:g}: each image is taken as one turn "
+                            f"of {turn:g} frames, so its width must be {turn / PANORAMA_SLACK:.2f} to "
+                            f"{turn * PANORAMA_SLACK:.2f} times its height (its images: {aspect.min():.2f} to "
+                            f"{aspect.max():.2f}); pick the --fov of one frame")
+
+
 def open_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """--data for the global stream (and the patch stream without --data-hr), --data-hr if given:
     each opened once, and checked against what its streams need."""
     dataset = open_dataset(cfg.data)
     check_sides(dataset, cfg.data, cfg.resolution, f"R={cfg.resolution}")
+    if cfg.stage == "global-360":
+        check_panoramas(dataset, cfg.data, cfg.g.fov)
     patch = cfg.loader.stream
     hr = open_dataset(cfg.data_hr, "--data-hr dataset") if cfg.data_hr is not None else None
     if cfg.stage == "patch":
