@@ -1,7 +1,7 @@
 """Does it learn? KID at R through the stages, and at 4R: rendering against upsampling.
 
     nice .venv/bin/python bench/bench_learn.py [--photos ../shared/photos] [--seeds 0 1 2]
-        [--kimg1 2.5] [--kimg2 1.25] [--n 128] [--jobs 2] [--work /tmp/bench-learn]
+        [--kimg1 2.5] [--kimg2 1.25] [--n 128] [--jobs 2] [--work /tmp/bench-learn] [--max-side PX]
 
 Packs the photos (`anyres-shards pack`, once), then for each seed drives the real CLIs, one thread
 each, `--jobs` at a time (seed by seed, whatever is ready first):
@@ -47,6 +47,28 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 S4R = 128  # 4R for the tiny preset (R = p = 32)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def shrink(photos: Path, out: Path, max_side: int) -> Path:
+    """Copies of the photos whose longer side is at most max_side (Lanczos, baseline JPEG q95).
+
+    Why: the shared photos are 2 to 17 MP, mostly progressive JPEGs, which cost a full decode at
+    any DCT reduction; at R = 32 the loader then spends most of a CPU step decoding (see
+    docs/BENCHMARKS.md). 1024 px still gives patches up to S = 32R, far beyond the 4R measured."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(photos.iterdir()):
+        if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".webp"):
+            continue
+        target = out / (path.stem + ".jpg")
+        if target.exists():
+            continue
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            image.save(target, quality=95, progressive=False)
+    return out
 
 
 def pack(photos: Path, data: Path) -> None:
@@ -212,12 +234,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=128, help="images or patches per set, every metric")
     parser.add_argument("--eval-seed", type=int, default=0, help="anyres-eval --seed, every row")
     parser.add_argument("--jobs", type=int, default=2, help="processes at a time (each one thread)")
+    parser.add_argument("--max-side", type=int, default=None, metavar="PX",
+                        help="train on copies of the photos at most PX on their longer side (default: as they are)")
     args = parser.parse_args()
     command = "nice " + shlex.join([os.path.relpath(sys.executable), *sys.argv])
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     data = work / "photos"
-    pack(Path(args.photos), data)
+    photos = Path(args.photos)
+    if args.max_side:
+        photos = shrink(photos, work / f"photos-{args.max_side}px", args.max_side)
+    pack(photos, data)
     tasks = plan(args, data, work)
     per_seed: dict[int, dict] = {}
     t0 = time.perf_counter()
@@ -244,7 +271,8 @@ def main() -> None:
     run_all(tasks, args.jobs, on_done)
     wall = time.perf_counter() - t0
     write_json()
-    print(f"\ntiny preset (R = p = 32) on {args.photos}; stage 1 {args.kimg1:g} kimg, stage 2 {args.kimg2:g} kimg "
+    resized = f", resized to at most {args.max_side} px" if args.max_side else ""
+    print(f"\ntiny preset (R = p = 32) on {args.photos}{resized}; stage 1 {args.kimg1:g} kimg, stage 2 {args.kimg2:g} kimg "
           f"(--s-min 64); anyres-eval EfficientNet-Lite0@224, n = {args.n}, eval seed {args.eval_seed}; patches at "
           f"S = {S4R} exactly; seeds {' '.join(map(str, args.seeds))}; {args.jobs} jobs of 1 thread; "
           f"wall {wall / 60:.1f} min")

@@ -36,7 +36,7 @@ from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
 from ..networks.render import sample_grid
-from . import checkpoint, dist, report
+from . import checkpoint, dist, progress, report
 from .config import TrainConfig
 from .trainer import Trainer
 from .validate import Start, check_run
@@ -163,6 +163,9 @@ class Run:
             atomic_write(self.out / "config.json", _json(cfg.to_dict()))
             if not cfg.resume:
                 (self.out / "stats.jsonl").unlink(missing_ok=True)
+        self.board = progress.Board(self.out) if self.rank == 0 else None
+        if self.board is not None and not self.board.enabled:
+            print("anyres-train: no TensorBoard logs (pip install tensorboard to have them)", flush=True)
 
     def _set_teacher(self, weights: dict) -> None:
         self.trainer.set_teacher(checkpoint.build_generator(self.cfg.g, weights))
@@ -201,6 +204,7 @@ class Run:
         z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
         grid = panorama_strips(t.G_ema, z) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, z, self.cfg.patch_size)
         report.write_png(self.out / f"samples-{self.step:07d}.png", grid)
+        self.board.image("samples", grid, self.step * self.cfg.batch / 1000)
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
         return self.out / name
 
@@ -258,11 +262,16 @@ class Run:
                         values = self.metrics(self.trainer.G_ema, snapshot, record["kimg"])
                         report.update_last_stats(self.out / "stats.jsonl", self.step, values)
                         record.update(values)
+                if self.board is not None:  # rank 0
+                    self.board.scalars(record)
+                    print(progress.tick_line(record, total * cfg.batch / 1000), flush=True)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
         return record
 
     def close(self) -> None:
+        if getattr(self, "board", None) is not None:
+            self.board.close()
         for stream in self.streams.values():
             stream.close()  # finish readers now, not in finalizers at interpreter exit
         dist.finish(self.world)
