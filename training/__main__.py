@@ -1,5 +1,5 @@
 """`python -m training ...`: the same as `anyres-train`, for torchrun and environments without scripts;
-`python -m training generate ...` is `anyres-generate`."""
+`python -m training generate ...` is `anyres-generate`, `python -m training eval ...` `anyres-eval`."""
 
 import sys
 
@@ -10,4 +10,8 @@ if __name__ == "__main__":  # importing the module (as the layering test does) r
         from .generate_cli import main as generate
 
         sys.exit(generate(sys.argv[2:]))
+    if sys.argv[1:2] == ["eval"]:  # anyres-eval, also under torchrun
+        from .eval_cli import main as evaluate
+
+        sys.exit(evaluate(sys.argv[2:]))
     sys.exit(main())

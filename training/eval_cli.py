@@ -3,8 +3,18 @@
 A thin layer: flags (bounded, shards.console) -> EvalConfig -> eval.metrics.Evaluator -> rows
 appended to the run folder's metrics.jsonl and shown as a table. User errors (a missing or
 garbage snapshot or dataset, an unknown metric, a size the generator cannot render, a feature
-file that is not TorchScript) end in one line and exit code 2. One process; several devices
-under torchrun are not supported yet.
+file that is not TorchScript) end in one line and exit code 2.
+
+Several devices: under torchrun, one process per device (`--device cuda` takes cuda:LOCAL_RANK;
+on the CPU the processes talk over gloo),
+
+    torchrun --standalone --nproc-per-node 4 -m training.eval_cli RUN --data DATASET --device cuda
+    torchrun --standalone --nproc-per-node 4 "$(which anyres-eval)" RUN --data DATASET --device cuda
+
+(write -n N there: torchrun's own parser refuses --n). Each rank makes a block of every set
+(eval/ranks.py), and the numbers are those of one process with the same flags. Rank 0 alone
+reads and writes the cache, writes metrics.jsonl and prints; a user error on any rank ends every
+rank with its one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -13,6 +23,9 @@ import argparse
 import contextlib
 import re
 import sys
+import textwrap
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from shards.console import Parser, int_between, print_report, progress_bar, run_command
@@ -22,6 +35,13 @@ from .train_cli import SCALE, SEED, metrics_arg
 
 PROG = "anyres-eval"
 SNAPSHOT = re.compile(r"network-snapshot-(\d+)(?:\.(\d+))?\.pt")
+DEVICES = """several devices: one process per device under torchrun, e.g. 4 GPUs of one machine:
+  torchrun --standalone --nproc-per-node 4 -m training.eval_cli RUN --data DATASET --device cuda
+  torchrun --standalone --nproc-per-node 4 "$(which anyres-eval)" RUN --data DATASET --device cuda
+Each process takes cuda:LOCAL_RANK (on --device cpu, processes talk over gloo) and makes its share
+of every set; the numbers are those of one process with the same flags (--seed, --n, --batch).
+Rank 0 alone prints, and reads and writes the cache and metrics.jsonl. Write -n N, not --n N,
+after torchrun: its own parser refuses --n (it could mean --nnodes or --nproc-per-node)."""
 
 
 def snapshot_kimg(path: Path) -> float:
@@ -69,59 +89,89 @@ class Bars:
         self.stack.close()
 
 
-def device_of(name: str):
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda: no CUDA device is available here")
-    return torch.device(name)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
+def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
+    """Every rank's part of a call; returns what rank 0 shows last (the others: nothing)."""
     from .eval import report
     from .eval.cache import StatsCache, default_dir
     from .eval.features import load_features
     from .eval.metrics import EvalConfig, Evaluator
     from .eval.names import METRICS
+    from .eval.ranks import Ranks
     from .run.validate import open_dataset
 
-    config = EvalConfig(metrics=args.metrics, n=args.n, seed=args.seed, size=args.size, batch=args.batch,
-                        max_tile=args.tile, s_min=args.s_min, s_max=args.s_max, kid_subsets=args.kid_subsets)
-    paths = targets(args.target)
-    dataset = open_dataset(args.data, "--data dataset")
-    first = load(paths[0])  # a garbage snapshot stops here, before the feature network is built
-    device = device_of(args.device)
-    features = load_features(args.inception, device, args.feature_side)
+    ranks = Ranks(world.rank, world.size)
+    lead = world.rank == 0
+
+    def setup():
+        config = EvalConfig(metrics=args.metrics, n=args.n, seed=args.seed, size=args.size, batch=args.batch,
+                            max_tile=args.tile, s_min=args.s_min, s_max=args.s_max, kid_subsets=args.kid_subsets)
+        paths = targets(args.target)
+        dataset = open_dataset(args.data, "--data dataset")
+        first = load(paths[0])  # a garbage snapshot stops here, before the feature network is built
+        features = load_features(args.inception, world.device, args.feature_side)
+        return config, paths, dataset, first, features
+
+    # Every rank checks the call itself, and all of them stop if any one finds it wrong.
+    config, paths, dataset, first, features = ranks.together(setup)
     cache = StatsCache(None if args.no_cache else (args.cache or default_dir()))
-    bars = Bars()
-    evaluator = Evaluator(dataset, features, config, cache, progress=bars)
+    bars = Bars() if lead else None  # the other ranks stay quiet
+    evaluator = Evaluator(dataset, features, config, cache, progress=bars, ranks=ranks)
     rows = []
     try:
         for i, path in enumerate(paths):
-            g, run_config, kimg = first if i == 0 else load(path)
-            scored = evaluator.score(g.to(device), run_config)
+            g, run_config, kimg = first if i == 0 else ranks.together(partial(load, path))
+            scored = evaluator.score(g.to(world.device), run_config)
             rows += [{"snapshot": str(path), "kimg": kimg, **r} for r in scored]
     finally:
-        bars.close()
+        if bars is not None:
+            bars.close()
     out = args.out or (paths[0].parent if paths[0].is_file() else args.target)
-    out.mkdir(parents=True, exist_ok=True)
-    report.append_jsonl(out / report.METRICS_FILE, rows)
-    plot = report.plot_bins(rows, out / report.BINS_PLOT)
-    # The first FID or KID ranks the snapshots (lower is better); the proxy and the bins do not.
-    rank_by = next((m for m in config.metrics if METRICS[m].stat in ("fid", "kid")), None)
-    best = report.best_snapshot(rows, rank_by) if len(paths) > 1 and rank_by else None
-    print_report(report.table(rows, Path(best).name if best else None))
-    if best:
-        print(f"best snapshot by {rank_by}: {best}")
-    print(f"appended {len(rows)} results to {out / report.METRICS_FILE}" + (f"; plot {plot}" if plot else ""))
+
+    def write() -> Path | None:
+        out.mkdir(parents=True, exist_ok=True)
+        report.append_jsonl(out / report.METRICS_FILE, rows)
+        return report.plot_bins(rows, out / report.BINS_PLOT)
+
+    plot = ranks.first(write)  # once, by rank 0; an unwritable folder stops every rank
+
+    def show() -> None:
+        # The first FID or KID ranks the snapshots (lower is better); the proxy and the bins do not.
+        rank_by = next((m for m in config.metrics if METRICS[m].stat in ("fid", "kid")), None)
+        best = report.best_snapshot(rows, rank_by) if len(paths) > 1 and rank_by else None
+        print_report(report.table(rows, Path(best).name if best else None))
+        if best:
+            print(f"best snapshot by {rank_by}: {best}")
+        print(f"appended {len(rows)} results to {out / report.METRICS_FILE}" + (f"; plot {plot}" if plot else ""))
+
+    return show if lead else lambda: None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from shards.errors import UserError
+
+    from .eval.ranks import start
+    from .run import dist
+
+    world = start(args.device)  # the same check on every rank, before any collective
+    try:
+        show = evaluate(args, world)
+    except UserError:
+        # Raised on every rank together (eval/ranks.py), so they leave the group in step. Any
+        # other exception ends its own process, and torchrun then ends the others.
+        dist.finish(world)
+        raise
+    dist.finish(world)
+    show()  # last, after every collective: a reader that went away cannot leave a rank waiting
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog=PROG, description="Score an any-resolution GAN: FID at R and at larger sizes (fid-full), "
+    # Raw text keeps the epilog's commands whole; the description is wrapped here instead.
+    parser = Parser(prog=PROG, epilog=DEVICES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description=textwrap.fill("Score an any-resolution GAN: FID at R and at larger sizes (fid-full), "
                     "the upsampling baseline (fid-up), patch FID (pfid, and per scale: pfid-bins), KID with its "
                     "spread, and a high-frequency proxy (hf-*), against a dataset. Results are appended to the "
-                    "run folder's metrics.jsonl.")
+                    "run folder's metrics.jsonl.", 100, break_on_hyphens=False))
     parser.add_argument("target", type=Path, metavar="SNAPSHOT_OR_RUN",
                         help="a network-snapshot-*.pt or checkpoint.pt, or a run folder (every snapshot is scored)")
     parser.add_argument("--data", required=True, metavar="DATASET", help="the real images (an anyres dataset)")
@@ -131,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int_between(8, 65536), metavar="S",
                         help="side of the full metrics (default R); above R the canvas renders by tiles and the "
                         "reals are the images whose shorter side is at least S")
-    parser.add_argument("--n", type=int_between(2, 10**7), default=1000, help="images or patches per set (default 1000)")
+    # -n as well: torchrun's own parser stops at --n, an ambiguous start of its --nnodes and --nproc-per-node.
+    parser.add_argument("--n", "-n", type=int_between(2, 10**7), default=1000,
+                        help="images or patches per set (default 1000; under torchrun write -n)")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of the real draws and of the latents (default 0)")
     parser.add_argument("--s-min", type=SCALE, metavar="S", help="patch metrics: smallest scale (default: the run's)")
     parser.add_argument("--s-max", type=SCALE, metavar="S", help="patch metrics: largest scale (default: the run's)")
@@ -140,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "published FID; default: the offline EfficientNet-Lite0, comparable only with itself")
     parser.add_argument("--feature-side", type=int_between(32, 1024), default=224, metavar="PX",
                         help="EfficientNet input side (default 224; smaller is faster and is another network)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="under torchrun, cuda is each process's cuda:LOCAL_RANK (default cpu)")
     parser.add_argument("--batch", type=int_between(1, 4096), default=16, help="images per forward (default 16)")
     parser.add_argument("--tile", type=int_between(8, 8192), default=256,
                         help="largest tile side for renders above it (default 256: bounds device memory)")

@@ -9,7 +9,9 @@ the Laplacian of grey images, a stand-in for high-frequency energy), and the `-u
 of the patch metrics (the window resampled from the canvas at R).
 
 Real sets are drawn once per evaluator and cached on disk (cache.py); generated sets once per
-generator, so `fid-full,kid` renders and embeds each image once.
+generator, so `fid-full,kid` renders and embeds each image once. Under torchrun each rank makes a
+block of every set's batches and the blocks are gathered on every rank in their one-process order
+(ranks.py): every rank computes the same rows, and rank 0 alone reads and writes the cache.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,8 @@ from ..networks.generator import Generator
 from .cache import StatsCache
 from .features import FeatureNet
 from .names import METRICS, PUBLISHED_N, FakeKind, MetricSpec, RealKind, Stat, parse_metrics
-from .sources import RealSpec, choose_tile, dataset_fingerprint, fake_set, real_set
+from .ranks import Ranks, joined
+from .sources import RealSpec, batch_count, choose_tile, dataset_fingerprint, fake_set, real_set
 from .stats import frechet_distance, gaussian, kernel_inception_distance
 
 
@@ -74,11 +78,14 @@ def comparability(stat: Stat, n: int, features: FeatureNet) -> tuple[bool, str]:
 
 
 class Evaluator:
-    """Scores generators against one dataset with one feature network; real sets are shared."""
+    """Scores generators against one dataset with one feature network; real sets are shared.
+    `ranks`: this process's place under torchrun (every rank builds its own Evaluator and calls
+    it alike); `progress` counts this rank's share."""
 
     def __init__(self, dataset: Dataset, features: FeatureNet, config: EvalConfig, cache: StatsCache,
-                 progress: Callable[[str, int], Callable[[int], None]] | None = None):
+                 progress: Callable[[str, int], Callable[[int], None]] | None = None, ranks: Ranks | None = None):
         self.dataset, self.features, self.config, self.cache = dataset, features, config, cache
+        self.ranks = ranks or Ranks()
         self.fingerprint = dataset_fingerprint(dataset)
         self.progress = progress or (lambda label, total: lambda n: None)
         self._reals: dict[RealSpec, dict[str, np.ndarray]] = {}
@@ -112,18 +119,21 @@ class Evaluator:
     def real(self, spec: RealSpec) -> dict[str, np.ndarray]:
         if spec not in self._reals:
             key = {"dataset": self.fingerprint, "real": spec.describe(), "network": self.features.name}
-            arrays = self.cache.load(key)
+            # Rank 0 decides hit or miss for all: ranks on other nodes may not see its cache folder.
+            arrays = self.ranks.first(lambda: self.cache.load(key))
             if arrays is None:
-                arrays = real_set(self.dataset, spec, self.features, self.config.batch,
-                                  self.progress(f"real {spec.kind} {spec.size}", spec.n))
+                batch, ranks = self.config.batch, self.ranks
+                advance = self.progress(f"real {spec.kind} {spec.size}", ranks.items(spec.n, batch))
+                mine = ranks.block(batch_count(spec.n, batch))
+                arrays = joined(ranks.each(lambda: real_set(self.dataset, spec, self.features, batch, advance, mine)))
                 self.computed_reals += 1
-                self.cache.save(key, arrays)
+                ranks.first(lambda: self.cache.save(key, arrays))
             self._reals[spec] = arrays
         return self._reals[spec]
 
     def score(self, g: Generator, run_config: dict | None = None) -> list[dict[str, Any]]:
-        cfg = self.config
-        specs = self.specs(g, run_config)
+        cfg, ranks = self.config, self.ranks
+        specs = ranks.together(lambda: self.specs(g, run_config))
         fakes: dict[tuple[RealKind, FakeKind], dict[str, np.ndarray]] = {}
         rows = []
         for name in cfg.metrics:
@@ -132,8 +142,10 @@ class Evaluator:
             real = self.real(spec)
             if (m.real, m.fake) not in fakes:
                 tile = choose_tile(spec.size, g.cfg.size_step(), cfg.max_tile) if m.fake == "full" else spec.size
-                fakes[m.real, m.fake] = fake_set(g, m.fake, real, spec, self.features, cfg.batch, cfg.seed, tile,
-                                                 self.progress(f"{m.fake} {spec.size}", spec.n))
+                advance = self.progress(f"{m.fake} {spec.size}", ranks.items(spec.n, cfg.batch))
+                make = partial(fake_set, g, m.fake, real, spec, self.features, cfg.batch, cfg.seed, tile, advance,
+                               ranks.block(batch_count(spec.n, cfg.batch)))
+                fakes[m.real, m.fake] = joined(ranks.each(make))
             rows += self._rows(name, m, spec, real, fakes[m.real, m.fake], g.cfg.resolution)
         return rows
 

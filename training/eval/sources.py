@@ -103,12 +103,28 @@ def real_batches(dataset: Dataset, spec: RealSpec, batch: int) -> Iterator[tuple
     raise TrainingError(f"the loader gave only {spec.n - left} of {spec.n} real {spec.kind} images from {dataset.url}")
 
 
+def batch_count(n: int, batch: int) -> int:
+    return math.ceil(n / batch)
+
+
 def real_set(dataset: Dataset, spec: RealSpec, features: FeatureNet, batch: int,
-             progress: Callable[[int], None] = lambda n: None) -> dict[str, np.ndarray]:
-    """Features, transforms, scales and the high-frequency proxy of one real set."""
+             progress: Callable[[int], None] = lambda n: None, batches: range | None = None) -> dict[str, np.ndarray]:
+    """Features, transforms, scales and the high-frequency proxy of one real set, or of its
+    `batches` only (one rank's share, ranks.py); empty when that share is."""
+    batches = range(batch_count(spec.n, batch)) if batches is None else batches
+    if not batches:
+        return {}
     device = next(features.parameters(), torch.empty(0)).device
     out: dict[str, list] = {"features": [], "transform": [], "scale": [], "laplacian": []}
-    for images, t, s in real_batches(dataset, spec, batch):
+    # Every share is cut from the whole one-process draw (rank 0 of a world of 1): the loader's
+    # draws depend on its rank and world, and these must not. Earlier batches are drawn and
+    # dropped, so decoding repeats on every rank while the embedding, the costly part on a
+    # device, is split; sending decoded images from one rank would move far more bytes.
+    for i, (images, t, s) in enumerate(real_batches(dataset, spec, batch)):
+        if i < batches.start:
+            continue
+        if i >= batches.stop:
+            break
         out["features"].append(features(images.to(device)).cpu().numpy())
         out["transform"].append(t.numpy())
         out["scale"].append(s.numpy())
@@ -161,15 +177,19 @@ def fake_images(g: Generator, kind: FakeKind, z: torch.Tensor, size: int, tile: 
 
 
 def fake_set(g: Generator, kind: FakeKind, real: dict[str, np.ndarray], spec: RealSpec, features: FeatureNet,
-             batch: int, seed: int, tile: int, progress: Callable[[int], None] = lambda n: None) -> dict[str, np.ndarray]:
+             batch: int, seed: int, tile: int, progress: Callable[[int], None] = lambda n: None,
+             batches: range | None = None) -> dict[str, np.ndarray]:
     """The generated counterpart of a real set: n latents from `seed`; for the patch kinds, patch
-    i is made through real patch i's own T and S."""
-    z = latents(spec.n, g.cfg.z_dim, seed)
+    i is made through real patch i's own T and S. `batches`: one rank's share (ranks.py)."""
+    batches = range(batch_count(spec.n, batch)) if batches is None else batches
+    if not batches:
+        return {}
+    z = latents(spec.n, g.cfg.z_dim, seed)  # all n on every rank: latent i whatever the share
     transform, scale = torch.from_numpy(real["transform"]), torch.from_numpy(real["scale"])
     device = next(features.parameters(), torch.empty(0)).device
     feats, laps = [], []
-    for start in range(0, spec.n, batch):
-        part = slice(start, start + batch)
+    for b in batches:
+        part = slice(b * batch, (b + 1) * batch)
         images = fake_images(g, kind, z[part], spec.size, tile, transform[part], scale[part])
         feats.append(features(images.to(device)).cpu().numpy())
         laps.append(laplacian_variance(images.cpu()))

@@ -61,7 +61,11 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int =
     size = kid_subset_size(len(real), len(fake))
     with warnings.catch_warnings():  # "will save all extracted features": they are ours, already in memory
         warnings.simplefilter("ignore", UserWarning)
-        metric = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=subsets, subset_size=size)
+        # Its own sync off: under torch.distributed, compute() would otherwise gather every rank's
+        # features into this one (anyres-eval's ranks hold the whole sets already; in training,
+        # rank 0 alone scores, and the others would never join the gather).
+        metric = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=subsets, subset_size=size,
+                                         sync_on_compute=False)
     metric.update(torch.as_tensor(real, dtype=torch.float64), real=True)
     metric.update(torch.as_tensor(fake, dtype=torch.float64), real=False)
     # Its subsets come from torch's global generator: seed it, and leave the caller's as it was.
