@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..geometry import patch_transform
 
@@ -74,25 +73,3 @@ DISPLAY_SIDE = 128
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-@torch.no_grad()
-def sample_grid(g: Generator, z: torch.Tensor, patch_size: int, zooms: tuple[float, ...] = (2.0, 4.0)) -> np.ndarray:
-    """Rows: one latent each. Columns: the global canvas at R, then centred p x p patches at
-    S = zoom * R (the same latent seen closer)."""
-    b, r = z.shape[0], g.cfg.resolution
-    ws = g.mapping(z)
-    columns = [g.synthesis(ws, *identity_view(b, r, z.device), r, grid="exact")]
-    for zoom in zooms:
-        columns.append(g.synthesis(ws, *view(b, zoom * r, patch_size, z.device), patch_size, grid="exact"))
-    # Tiny presets render 16-32 px: enlarge by a whole factor (nearest) so a person can see them.
-    side = max(r, patch_size) * max(1, -(-DISPLAY_SIDE // max(r, patch_size)))
-    cells = [[np.asarray(Image.fromarray(img).resize((side, side), Image.Resampling.NEAREST))
-              for img in to_uint8(col)] for col in columns]
-    gap = 2
-    grid = np.full((b * (side + gap) - gap, len(columns) * (side + gap) - gap, 3), 255, np.uint8)
-    for c, col in enumerate(cells):
-        for row, img in enumerate(col):
-            y, x = row * (side + gap), c * (side + gap)
-            grid[y:y + side, x:x + side] = img
-    return grid

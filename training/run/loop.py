@@ -31,18 +31,16 @@ from shards.atomic import atomic_write
 from shards.reader import Dataset
 
 from ..errors import TrainingError
-from ..generate.panorama import panorama_strips
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
-from ..networks.render import sample_grid
-from . import checkpoint, dist, progress, report
+from . import checkpoint, dist, html_report, progress, report
 from .config import TrainConfig
+from .grids import panorama_grid, sample_grid
 from .trainer import Trainer
 from .validate import Start, check_run
 
 STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher", "aug_p")  # tick means over steps
-GRID_SEED = 1234
 
 
 class DataStream:
@@ -201,8 +199,7 @@ class Run:
         # Kept, unlike checkpoint.pt (replaced at every save): one per snapshot, named by kimg.
         name = checkpoint.snapshot_name(self.step * self.cfg.batch)
         checkpoint.save(self.out / name, checkpoint.snapshot_state(state))
-        z = torch.randn(4, self.cfg.g.z_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(self.device)
-        grid = panorama_strips(t.G_ema, z) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, z, self.cfg.patch_size)
+        grid = panorama_grid(t.G_ema) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, self.cfg.patch_size)
         report.write_png(self.out / f"samples-{self.step:07d}.png", grid)
         self.board.image("samples", grid, self.step * self.cfg.batch / 1000)
         report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
@@ -267,6 +264,7 @@ class Run:
                     print(progress.tick_line(record, total * cfg.batch / 1000), flush=True)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
+        html_report.after_training(self.out, self.rank)  # RUN/report.html; a failure costs one line
         return record
 
     def close(self) -> None:
