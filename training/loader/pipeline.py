@@ -38,6 +38,7 @@ from shards.reader import Dataset
 from shards.schema import FormatError, SampleMeta
 
 from .batch import Batch, LoaderStats, collate
+from .decode_cache import DecodeCache
 from .sampler import Patch, Skip, StreamConfig, render_sample
 
 
@@ -57,10 +58,12 @@ class LoaderConfig:
     select: IndexFilter | None = None  # index-driven restriction, applied without opening tars
     weight: Literal["none", "area"] = "none"  # area: patches per image in proportion to its pixels
     errors: Literal["skip", "raise"] = "skip"
+    # Decodes kept across epochs, per reader (decode_cache.py): a small dataset is decoded once.
+    decode_cache_mb: int = 256
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.shuffle_buffer < 0 or self.num_workers < 0:
-            raise ConfigError("batch_size must be >= 1, shuffle_buffer and num_workers >= 0")
+        if self.batch_size < 1 or self.shuffle_buffer < 0 or self.num_workers < 0 or self.decode_cache_mb < 0:
+            raise ConfigError("batch_size must be >= 1, shuffle_buffer, num_workers and decode_cache_mb >= 0")
         if self.dtype not in ("uint8", "float") or self.errors not in ("skip", "raise"):
             raise ConfigError(f"bad dtype {self.dtype!r} or errors {self.errors!r}")
         if self.weight not in ("none", "area"):
@@ -186,7 +189,7 @@ class PatchStream(IterableDataset):
                     counts["weighted-out"] += 1
                     continue
                 try:
-                    batch = render_sample(meta, data, stream, rng)
+                    batch = render_sample(meta, data, stream, rng, self._cache())
                 except Skip as exc:
                     # Unusable for this stream, not broken: counted, never raised.
                     if self.config.errors == "raise" and exc.reason not in ("too-small", "not-panorama"):
@@ -200,6 +203,14 @@ class PatchStream(IterableDataset):
             dry = 0 if made else dry + 1
             if dry > 2 * len(self.parts) + 2:
                 raise DatasetError(f"no usable sample in {dry} shard reads of {self.config.data}: {dict(counts)}")
+
+    def _cache(self) -> DecodeCache | None:
+        """This reader's decode cache, made in the process that reads (a worker's own copy)."""
+        if self.config.decode_cache_mb == 0:
+            return None
+        if getattr(self, "_decode_cache", None) is None:
+            self._decode_cache = DecodeCache(self.config.decode_cache_mb << 20)
+        return self._decode_cache
 
     def _stream_for(self, key: str, rng: np.random.Generator) -> StreamConfig | None:
         stream = self.config.stream

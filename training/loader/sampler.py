@@ -23,6 +23,7 @@ from shards.schema import SampleMeta
 
 from ..geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 from .decode import DecodeError, decode, decode_reduction, oriented, render_patch, render_reference
+from .decode_cache import DecodeCache
 from .panorama import NotPanorama, check_aspect, draw_frame, frame_reduction, frame_width, render_frame
 
 StreamKind = Literal["patch", "global", "global-360"]
@@ -124,15 +125,21 @@ def _draw_windows(width: int, height: int, config: StreamConfig, rng: np.random.
     return draws
 
 
-def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.random.Generator) -> list[Patch]:
-    """All patches of one sample; raises Skip with a reason when there are none."""
+def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.random.Generator,
+                  cache: DecodeCache | None = None) -> list[Patch]:
+    """All patches of one sample; raises Skip with a reason when there are none. With a cache,
+    the decode may be one kept from an earlier epoch (the same pixels: not counted, so that a
+    resumed run's counters, which start with an empty cache, stay the uninterrupted run's)."""
     draws = draw_patches(meta.width, meta.height, config, rng)
     if config.stream == "global-360":
         reduction = frame_reduction(meta.width, meta.height, config.size, config.fov, config.oversample)
     else:
         reduction = 1 if config.reference else decode_reduction(draws, config.oversample)
     try:
-        decoded = decode(data, meta.orientation, reduction)
+        if cache is None:
+            decoded = decode(data, meta.orientation, reduction)
+        else:
+            decoded = cache.get(meta.key, reduction, lambda: decode(data, meta.orientation, reduction))
     except DecodeError as exc:
         raise Skip(exc.reason, str(exc)) from None
     native = (meta.width, meta.height)
