@@ -63,7 +63,8 @@ def make_source(args: argparse.Namespace):
     if args.command == "folder":
         from .sources.folder import FolderSource
 
-        return FolderSource(str(Path(args.input).absolute()))
+        attribution = str(Path(args.attribution).absolute()) if args.attribution else None
+        return FolderSource(str(Path(args.input).absolute()), attribution=attribution)
     from .sources.urllist import UrlListSource, default_columns
 
     given = {"license": args.license_col, "owner": args.owner_col, "title": args.title_col}
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("folder", help="every image file under a folder, recursively")
     p.add_argument("input", metavar="DIR")
+    p.add_argument("--attribution", metavar="CSV",
+                   help="licences and owners per file: a CSV with a 'path' column (relative to DIR) and any of "
+                   "license, license_url, owner, title, date_taken, url (as anyres-shards pack --attribution)")
     add_run_flags(p)
     p.set_defaults(run=cmd_curate)
     p = sub.add_parser("urls", help="a URL list: .txt, .csv, .tsv, .jsonl or .parquet")

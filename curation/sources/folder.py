@@ -10,6 +10,7 @@ from typing import Any
 
 from shards import DatasetError
 from shards.admission import read_file, walk_images
+from shards.pack import read_attribution
 
 from ..http import FetchConfig
 from ..items import Item
@@ -23,18 +24,28 @@ class FolderSource:
 
     root: str
     kind: str = "folder"
+    # A CSV of licences and owners per file (`anyres-shards pack --attribution`'s format: a
+    # `path` column relative to the folder, then license, license_url, owner, title, ...).
+    attribution: str | None = None
 
     def __post_init__(self) -> None:
         if not Path(self.root).is_dir():
             raise DatasetError(f"not a folder: {self.root}")
+        if self.attribution is not None:
+            read_attribution(self.attribution)  # a bad CSV ends the run before any work
 
     def describe(self) -> dict[str, Any]:
-        return {"source": "folder", "path": str(Path(self.root).absolute())}
+        described = {"source": "folder", "path": str(Path(self.root).absolute())}
+        if self.attribution is not None:
+            described["attribution"] = str(Path(self.attribution).absolute())
+        return described
 
     def items(self) -> Iterator[Item]:
+        given = read_attribution(self.attribution) if self.attribution is not None else {}
         for position, entry in enumerate(walk_images(self.root)):
+            provenance = {"title": Path(entry.relative).stem, **given.get(entry.relative, {})}
             yield Item.for_file(position, entry.relative, entry.path, error=entry.error,
-                                provenance={"title": Path(entry.relative).stem} if entry.error is None else {})
+                                provenance=provenance if entry.error is None else {})
 
     def count(self) -> int | None:
         return sum(1 for _ in self.items())

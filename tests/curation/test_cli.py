@@ -41,6 +41,22 @@ def test_folder_run_prints_a_summary_and_passes_verify_deep(tmp_path, photo_dir)
     assert again.returncode == 0 and "wrote 3 samples" in again.stdout
 
 
+def test_folder_run_takes_licences_and_owners_from_an_attribution_csv(tmp_path, photo_dir):
+    csv = tmp_path / "credits.csv"
+    csv.write_text("path,license,license_url,owner\n"
+                   "photo-0.jpg,cc-by-4.0,https://creativecommons.org/licenses/by/4.0/,Ada Lovelace\n")
+    out = tmp_path / "ds"
+    result = run(CURATE, "folder", photo_dir, "--out", out, "--no-ray", "--attribution", csv)
+    assert result.returncode == 0, result.stderr
+    listing = run(SHARDS, "ls", out).stdout
+    assert "cc-by-4.0" in listing and listing.count("\n") == 3  # one line per sample, one with a licence
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,licence\nphoto-0.jpg,x\n")
+    refused = run(CURATE, "folder", photo_dir, "--out", tmp_path / "other", "--no-ray", "--attribution", bad)
+    assert refused.returncode == 2 and "needs a 'path' column" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
 def unused_port() -> int:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
