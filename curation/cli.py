@@ -169,14 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         "dataset. Runs on Ray; rerunning the same command resumes.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("folder", help="every image file under a folder, recursively")
-    p.add_argument("input", metavar="DIR")
+    p.add_argument("input", metavar="DIR", help="the folder of images, read recursively")
     p.add_argument("--attribution", metavar="CSV",
                    help="licences and owners per file: a CSV with a 'path' column (relative to DIR) and any of "
                    "license, license_url, owner, title, date_taken, url (as anyres-shards pack --attribution)")
     add_run_flags(p)
     p.set_defaults(run=cmd_curate)
     p = sub.add_parser("urls", help="a URL list: .txt, .csv, .tsv, .jsonl or .parquet")
-    p.add_argument("input", metavar="FILE")
+    p.add_argument("input", metavar="FILE", help="the list: a URL a line (.txt), or a table with a URL column")
     p.add_argument("--url-col", default="url", help="column holding the URL (default url)")
     p.add_argument("--license-col", help="column holding the licence (default: 'license' if present)")
     p.add_argument("--owner-col", help="column holding the owner (default: 'owner' if present)")
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_curate)
     add_flickr_commands(sub, add_run_flags, cmd_curate)
     p = sub.add_parser("status", help="how far a run got")
-    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("dataset", metavar="DATASET", help="the --out folder of an anyres-curate run")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_status)
     return parser

@@ -197,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int_between(1, 4096), default=16, help="images per forward (default 16)")
     parser.add_argument("--tile", type=int_between(8, 8192), default=256,
                         help="largest tile side for renders above it (default 256: bounds device memory)")
-    parser.add_argument("--kid-subsets", type=int_between(1, 10_000), default=100)
+    parser.add_argument("--kid-subsets", type=int_between(1, 10_000), default=100,
+                        help="KID: subsets averaged, its spread reported (default 100)")
     parser.add_argument("--cache", type=Path, metavar="DIR",
                         help="real statistics cache (default ~/.cache/anyres/eval)")
     parser.add_argument("--no-cache", action="store_true", help="draw and embed the real sets afresh, keep nothing")

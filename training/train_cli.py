@@ -47,7 +47,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--fov", type=float_between(1, 360, low_open=False), metavar="DEG",
                    help="stage global-360: degrees of the turn one frame spans; a turn is 360/DEG frames, and each "
                    "image is taken as one turn, its aspect within 1.5x of 360/DEG (default 60, the paper's)")
-    t.add_argument("--preset", choices=PRESET_NAMES, default="tiny")
+    t.add_argument("--preset", choices=PRESET_NAMES, default="tiny",
+                   help="tiny (R = p = 32, trains visibly on 2 CPU cores) or sg3t-256 (StyleGAN3-T at 256 px, the "
+                   "paper's settings); other flags change it (default tiny)")
     t.add_argument("--teacher", metavar="CKPT",
                    help="stage patch: the stage-1 checkpoint.pt, or any of its network-snapshot-*.pt")
     t.add_argument("--resume", action="store_true", help="continue RUN/checkpoint.pt exactly where it stopped")
@@ -58,8 +60,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--teacher-weight", type=WEIGHT, default=5.0, help="teacher L1 weight (default 5)")
     t.add_argument("--lpips", metavar="FILE", help="local LPIPS network (torch.export .pt2, or TorchScript): adds masked LPIPS to the teacher loss")
     t.add_argument("--gamma", type=WEIGHT, help="R1 weight")
-    t.add_argument("--lr-g", type=LEARNING_RATE)
-    t.add_argument("--lr-d", type=LEARNING_RATE)
+    t.add_argument("--lr-g", type=LEARNING_RATE, help="G's Adam learning rate (preset's default)")
+    t.add_argument("--lr-d", type=LEARNING_RATE, help="D's Adam learning rate (preset's default)")
     t.add_argument("--batch-gpu", type=int_between(1, 65536), metavar="N",
                    help="micro-batch per process: accumulate gradients over chunks of N (default: no split); "
                    "D's minibatch-std groups stay within a chunk")
@@ -70,7 +72,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--s-min", type=SCALE, metavar="S", help="smallest patch scale S, at least R and p (default: max(R, p); "
                    "the paper's stage 2 on a high-resolution subset: 2R)")
     t.add_argument("--s-max", type=SCALE, help="cap on the patch scale S (default: native side)")
-    t.add_argument("--distribution", choices=("uniform", "log-uniform"), default="uniform")
+    t.add_argument("--distribution", choices=("uniform", "log-uniform"), default="uniform",
+                   help="how the patch scale S is drawn in [S_min, S_max]: uniform (the paper's, default) or "
+                   "log-uniform (favours small S)")
     t.add_argument("--mirror", action="store_true",
                    help="flip half the images left to right, in both streams (T follows the flip)")
     t.add_argument("--no-scale-cond", action="store_true", help="ablation: G and D ignore the scale S")
@@ -92,7 +96,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                    help="images or patches per metric set (preset's default: tiny 64, sg3t-256 1000)")
     t.add_argument("--workers", type=int_between(0, 256), metavar="N",
                    help="loader worker processes per rank (default: up to 4 on a GPU, 0 on the CPU)")
-    t.add_argument("--seed", type=SEED, default=0)
+    t.add_argument("--seed", type=SEED, default=0, help="the run's seed: weights, latents, data order (default 0)")
     t.add_argument("--aug", choices=("ada", "diffaug", "none"),
                    help="augment every image D sees: ADA with adaptive p (default), DiffAugment, or none")
     t.add_argument("--ada-target", type=float_between(0, 1, low_open=False, high_open=True),

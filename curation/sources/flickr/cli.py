@@ -87,7 +87,7 @@ def add_flickr_commands(sub, add_run_flags: Callable[[argparse.ArgumentParser], 
     add_run_flags(p)
     p.set_defaults(run=run)
     p = sub.add_parser("flickr-ids", help="photos named by id: one id a line, or <licence>_<id>.jpg lines")
-    p.add_argument("input", metavar="LIST")
+    p.add_argument("input", metavar="LIST", help="a text file of Flickr photo ids, one a line")
     add_api_flags(p)
     add_run_flags(p)
     p.set_defaults(run=run)
