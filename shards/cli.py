@@ -50,7 +50,8 @@ def add_filter_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-side", type=side, help="keep images whose longer side is at most this")
     group.add_argument("--min-megapixels", type=megapixels, help="keep images of at least this many megapixels")
     group.add_argument("--license", action="append", default=[], help="keep this licence (repeatable)")
-    group.add_argument("--source", action="append", default=[], choices=("flickr", "url", "folder"))
+    group.add_argument("--source", action="append", default=[], choices=("flickr", "url", "folder"),
+                       help="only samples from this source (repeat for several)")
     group.add_argument("--format", action="append", default=[], help="keep this format, e.g. jpeg (repeatable)")
     group.add_argument("--key", action="append", default=[], help="keep this key (repeatable)")
     group.add_argument("--keys-file", type=Path, help="keep the keys listed in this file, one a line")
@@ -182,6 +183,17 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from .card import write_card
+
+    ds = Dataset(args.dataset)
+    if args.output is None and ds.loc.kind != "local":
+        raise DatasetError(f"{args.dataset} is not a local folder: give -o DIR for the card")
+    paths = write_card(ds, args.output if args.output is not None else Path(ds.loc.root))
+    print(f"wrote {', '.join(printable(p) for p in paths)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
@@ -192,19 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="summary: samples, bytes, resolution, formats, licences, curation")
-    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_info)
 
     p = sub.add_parser("ls", help="one line per sample: key, size, format, licence, shard")
-    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
     add_filter_flags(p)
     p.add_argument("--limit", type=int_between(0, 2**63 - 1), help="print at most this many lines")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="a sample's metadata, and its image written out with -o")
-    p.add_argument("dataset", metavar="DATASET")
-    p.add_argument("key", metavar="KEY")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
+    p.add_argument("key", metavar="KEY", help="the sample's key (the first column of `ls`)")
     p.add_argument("-o", "--output", type=Path,
                    help="write the image here: a file, or a folder (named KEY.EXT inside it)")
     p.add_argument("--orient", action="store_true",
@@ -212,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_show)
 
     p = sub.add_parser("verify", help="check shards, index and manifest agree; exit 1 on any problem")
-    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
     p.add_argument("--deep", action="store_true", help="also decode every image, check sha256, size, phash")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--expect", type=root_hash_arg, metavar="ROOT",
@@ -221,21 +233,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_verify)
 
     p = sub.add_parser("plot", help="PNG: width vs height, min-side histogram, megapixel CDF")
-    p.add_argument("dataset", metavar="DATASET")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="the PNG to write")
     p.set_defaults(run=cmd_plot)
 
     p = sub.add_parser("grid", help="PNG contact sheet of random samples, native size written on each")
-    p.add_argument("dataset", metavar="DATASET")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="the PNG to write")
     p.add_argument("--n", type=int_between(1, 400), default=36, help="number of samples, at most 400 (default 36)")
     p.add_argument("--seed", type=int_between(0), default=0, help="random seed for the selection (default 0)")
     p.add_argument("--thumb", type=int_between(16, 1024), default=256,
                    help="cell size in pixels, 16 to 1024 (default 256)")
     p.set_defaults(run=cmd_grid)
 
+    p = sub.add_parser("card", help="README-style dataset card (CARD.md, CARD.html) and the complete "
+                       "attribution list (ATTRIBUTION.md, ATTRIBUTION.csv)",
+                       description="Write a dataset card (CARD.md, CARD.html, card-sizes.png): counts, size "
+                       "plot, licences, sources, the curation config, rejects and deduplication; and the complete "
+                       "attribution list (ATTRIBUTION.md, ATTRIBUTION.csv): every sample's title, author, licence "
+                       "with its URL and source page, which CC BY and CC BY-SA require when the images are shared. "
+                       "verify ignores these files.")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, or a URL (then give -o)")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="folder to write the card into (default: the dataset folder itself; required when "
+                   "DATASET is a URL)")
+    p.set_defaults(run=cmd_card)
+
     p = sub.add_parser("subset", help="new dataset from selected samples, bytes copied untouched")
-    p.add_argument("dataset", metavar="DATASET")
+    p.add_argument("dataset", metavar="DATASET", help="the dataset: a folder, an http(s):// URL prefix or an fsspec URL")
     p.add_argument("out", metavar="OUT", help="a new local folder")
     add_filter_flags(p)
     p.add_argument("--shard-size", type=shard_size, default=DEFAULT_SHARD_BYTES,
@@ -244,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_subset)
 
     p = sub.add_parser("pack", help="store a local folder of images, untouched, as a dataset")
-    p.add_argument("folder", metavar="DIR")
+    p.add_argument("folder", metavar="DIR", help="the folder of images, read recursively")
     p.add_argument("out", metavar="OUT", help="a new local folder")
     p.add_argument("--min-side", type=side, default=1, help="reject images whose shorter side is below this")
     p.add_argument("--max-pixels", type=int_between(1, MAX_SIDE**2), default=DEFAULT_MAX_PIXELS, help="decompression-bomb guard")

@@ -69,6 +69,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .run.html_report import write_report
+
+    print(f"wrote {write_report(args.folder, args.data)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
@@ -78,15 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("preview", help="what training will see: contact sheet, scale/position plots, patches.npz")
-    p.add_argument("--data", required=True, metavar="DATASET")
+    p.add_argument("--data", required=True, metavar="DATASET", help="the dataset to draw patches from")
     add_stream_flags(p)
     p.add_argument("--n", type=int_between(1, 4096), default=64, help="number of patches (default 64, at most 4096)")
     p.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     p.add_argument("--shuffle-buffer", type=int_between(0, 100_000), default=64,
                    help="shuffle buffer in patches (default 64)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="folder for the contact sheet, the plots and patches.npz")
     p.set_defaults(run=cmd_preview)
     add_train_parser(sub)
+
+    p = sub.add_parser("report", help="one self-contained HTML page of a run: RUN/report.html",
+                       description="Write RUN/report.html, a page that opens offline (no server, no script): the "
+                       "dataset panel (size plot, contact sheet, licences, card), the config, training curves, sample "
+                       "grids, generated images and zooms, metric tables and the loader's counters. Written at the "
+                       "end of every training run too.")
+    p.add_argument("folder", metavar="RUN", help="the run folder (as given to anyres-train train --out)")
+    p.add_argument("--data", metavar="DATASET",
+                   help="the dataset for the dataset panel (default: the run config's loader.data)")
+    p.set_defaults(run=cmd_report)
     return parser
 
 

@@ -94,6 +94,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                    help="ticks between metric evaluations, each on a snapshot written then (default: --snap's)")
     t.add_argument("--metric-n", type=int_between(2, 10**6), metavar="N",
                    help="images or patches per metric set (preset's default: tiny 64, sg3t-256 1000)")
+    t.add_argument("--no-report", action="store_true",
+                   help="do not write RUN/report.html at the end (anyres-train report RUN writes it any time)")
     t.add_argument("--workers", type=int_between(0, 256), metavar="N",
                    help="loader worker processes per rank (default: up to 4 on a GPU, 0 on the CPU)")
     t.add_argument("--seed", type=SEED, default=0, help="the run's seed: weights, latents, data order (default 0)")
@@ -146,7 +148,7 @@ def config_from_args(args: argparse.Namespace):
     recipe = _given(batch_gpu=args.batch_gpu, ema_rampup=args.ema_rampup)
     if recipe.get("ema_rampup") == 0:
         recipe["ema_rampup"] = None  # 0 turns the ramp-up off
-    cfg = replace(cfg, compile=args.compile, **recipe)
+    cfg = replace(cfg, compile=args.compile, report=not args.no_report, **recipe)
     if args.grid is not None:
         cfg = replace(cfg, g=replace(cfg.g, grid=args.grid))
     return without_scale_cond(cfg) if args.no_scale_cond else cfg

@@ -31,7 +31,8 @@ def gan_dataset(root: Path, n: int = 24, size: tuple[int, int] = (64, 48)) -> Pa
 
 TINY = TrainConfig(out="", loader=loader_settings("", patch_size=16, s_min=16, batch=8, shuffle_buffer=32),
                    preset="test", g=TINY_G, d=TINY_D, lr_g=0.002, lr_d=0.002, gamma=0.05, r1_interval=4,
-                   ema_kimg=0.1, tick_kimg=0.04, snap_ticks=2, kimg=0.16)
+                   ema_kimg=0.1, tick_kimg=0.04, snap_ticks=2, kimg=0.16,
+                   report=False)  # 2 s a run; test_report_html.py trains with it
 
 
 def tiny_config(data: Path, out: Path, scale_cond: bool = True, **overrides) -> TrainConfig:

@@ -82,11 +82,15 @@ def test_tiny_preset_trains_through_the_cli(tmp_path):
                              "--tick-kimg", "0.016", "--no-scale-cond"],
                             capture_output=True, text=True, timeout=240, cwd=REPO, env=SUBPROCESS_ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.startswith("trained to 0.03 kimg") and "checkpoint.pt" in result.stdout
+    last = result.stdout.strip().splitlines()[-1]  # after a progress line per tick
+    assert last.startswith("trained to 0.03 kimg") and "checkpoint.pt" in last
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["preset"] == "tiny" and config["g"]["resolution"] == 32 and config["g"]["scale_cond"] is False
     assert len((tmp_path / "run" / "stats.jsonl").read_text().splitlines()) == 2
     assert list((tmp_path / "run").glob("samples-*.png"))
+    assert (tmp_path / "run" / "report.html").is_file()  # the CLI writes the run report at the end
+    assert [line.split()[:2] for line in result.stdout.splitlines()[:-1] if line.startswith("tick")] == \
+        [["tick", "1"], ["tick", "2"]]
 
 
 def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch):

@@ -264,7 +264,8 @@ class Run:
                     print(progress.tick_line(record, total * cfg.batch / 1000), flush=True)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
-        html_report.after_training(self.out, self.rank)  # RUN/report.html; a failure costs one line
+        if cfg.report:  # RUN/report.html; a failure costs one line, never the run
+            html_report.after_training(self.out, self.rank, self.streams["global"].loader.stream.dataset)
         return record
 
     def close(self) -> None:

@@ -1,0 +1,62 @@
+"""Every command and subcommand's --help explains every flag with a sentence (issue 14): a flag
+that shows up bare in --help is a flag nobody can use without reading the code."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from curation.cli import build_parser as curate_parser
+from shards.cli import build_parser as shards_parser
+from training.cli import build_parser as train_parser
+from training.eval_cli import build_parser as eval_parser
+from training.generate_cli import build_parser as generate_parser
+
+COMMANDS = {"anyres-shards": shards_parser, "anyres-curate": curate_parser, "anyres-train": train_parser,
+            "anyres-eval": eval_parser, "anyres-generate": generate_parser}
+
+
+def parsers(name: str, parser: argparse.ArgumentParser):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, subparser in action.choices.items():
+                yield from parsers(f"{name} {sub}", subparser)
+
+
+ALL = [(name, p) for command, build in COMMANDS.items() for name, p in parsers(command, build())]
+
+
+def undocumented(parser: argparse.ArgumentParser) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        text = (action.help or "").strip()
+        if text == argparse.SUPPRESS:
+            continue
+        if len(text.split()) < 2:  # a sentence, however short: not empty, not one word
+            missing.append("/".join(action.option_strings) or action.dest)
+    return missing
+
+
+@pytest.mark.parametrize("name, parser", ALL, ids=[name for name, _ in ALL])
+def test_every_flag_and_argument_has_a_sentence_of_help(name, parser):
+    assert undocumented(parser) == [], f"{name}: flags without help"
+
+
+def summaries(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The one-line help each subcommand is listed with in its parent's --help."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.update({choice.dest: choice.help or "" for choice in action._choices_actions})
+    return found
+
+
+@pytest.mark.parametrize("name, parser", ALL, ids=[name for name, _ in ALL])
+def test_every_command_says_what_it_does(name, parser):
+    command, _, sub = name.partition(" ")
+    said = parser.description or (summaries(COMMANDS[command]()).get(sub, "") if sub else "")
+    assert len(said.split()) >= 3, f"{name}: no description"

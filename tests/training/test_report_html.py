@@ -1,0 +1,225 @@
+"""The run report, RUN/report.html: written at the end of training and by `anyres-train report`,
+one page that opens offline with every part of a run, checked in a real headless Chromium.
+
+One tiny run (a few seconds) on a dataset with licences, owners and a hostile title; then
+anyres-generate adds images and a zoom, and a metrics.jsonl in anyres-eval's row format adds
+the metric tables and the per-scale pFID plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from shards import DatasetWriter, WriterConfig
+from tests.cli_outcome import one_error_line, run_main
+from training.cli import build_parser, main
+from training.generate_cli import main as generate_main
+from training.run import html_report
+from training.run.loop import train
+
+from ..shards.images import encode, gradient
+from .chromium import Chromium, find_chromium, screenshot_is_blank
+from .gan_helpers import tiny_config
+from .helpers import meta_for
+
+HOSTILE_TITLE = "<script>alert(1)</script>\x1b[31m"
+LICENCES = [("cc-by-4.0", "https://creativecommons.org/licenses/by/4.0/"),
+            ("cc-by-sa-4.0", "https://creativecommons.org/licenses/by-sa/4.0/")]
+METRICS = [  # anyres-eval's rows (training/eval/metrics.py), one of each kind
+    {"metric": "kid-full", "value": 0.12, "std": 0.01, "size": 16, "n": 64},
+    {"metric": "hf-patch", "value": 3.5, "real": 4.0, "ratio": 0.875, "p": 16, "s_min": 16, "s_max": None, "n": 64},
+    {"metric": "pfid-bins", "bin": "[1,2)", "value": 80.0, "p": 16, "s_min": 16, "s_max": None, "n": 30},
+    {"metric": "pfid-bins", "bin": "[2,4)", "value": 95.5, "p": 16, "s_min": 16, "s_max": None, "n": 34},
+]
+
+
+def write_dataset(root: Path) -> list[str]:
+    """Licensed, credited images, one with a hostile title; returns the URLs the page may link to."""
+    urls = []
+    with DatasetWriter(root, WriterConfig(name="report <b>test</b>")) as writer:
+        for i in range(12):
+            data = encode(gradient(64, 48, seed=i), "PNG")
+            licence, licence_url = LICENCES[i % 2]
+            url = f"https://photos.example.org/p/{i}"
+            meta = dataclasses.replace(meta_for(data, f"img-{i:04d}"), license=licence, license_url=licence_url,
+                                       owner=f"Owner {i}", title=HOSTILE_TITLE if i == 0 else f"Photo {i}", url=url)
+            writer.add(meta, data)
+            urls += [licence_url, url]
+        writer.finalize(curation={"tool": "tests"})
+    return urls
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished tiny run; `auto` is the page training wrote itself, before anything was added."""
+    import torch
+
+    base = tmp_path_factory.mktemp("report")
+    data, out = base / "ds", base / "run"
+    urls = write_dataset(data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see gan_helpers.one_thread
+    try:
+        train(tiny_config(data, out, kimg=0.08, tick_kimg=0.04, snap_ticks=1, report=True))
+    finally:
+        torch.set_num_threads(threads)
+    auto = (out / "report.html").read_text()
+    for argv in (["--out", out / "generated", "--seeds", "0-1", "--size", 32, "--tile", 16],
+                 ["--out", out / "zoom", "--zoom", "--seeds", 0, "--frames", 3, "--frame-size", 16]):
+        assert generate_main([str(out / "checkpoint.pt"), *map(str, argv)]) == 0
+    snapshot = str(sorted(out.glob("network-snapshot-*.pt"))[-1])
+    rows = [{"snapshot": snapshot, "kimg": 0.08, "network": "efficientnet-lite0", "seed": 0, "comparable": False,
+             "note": "features <i>not</i> Inception", **r} for r in METRICS]
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"out": out, "data": data, "urls": set(urls), "auto": auto}
+
+
+@pytest.fixture(scope="module")
+def page(run) -> str:
+    assert main(["report", str(run["out"])]) == 0
+    return (run["out"] / "report.html").read_text()
+
+
+class Page(HTMLParser):
+    def __init__(self, text: str):
+        super().__init__()
+        self.tags: list[str] = []
+        self.refs: list[tuple[str, str]] = []  # (tag, href or src)
+        self.text: list[str] = []
+        self.styles: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.refs += [(tag, v) for k, v in attrs if k in ("href", "src") and v is not None]
+        self.styles += [v for k, v in attrs if k == "style" and v]
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_training_writes_the_report_itself(run):
+    auto = Page(run["auto"])
+    shown = " ".join(auto.text)
+    assert "cc-by-4.0" in shown and "Owner" not in shown  # licences in the panel; credits in ATTRIBUTION.md
+    assert "anyres-generate" in shown and "No metrics.jsonl yet" in shown  # says how to make what is missing
+    assert any(src.endswith("curves.png") for tag, src in auto.refs if tag == "img")
+
+
+def test_the_page_holds_every_part_of_the_run(run, page):
+    parsed, out = Page(page), run["out"]
+    shown = " ".join(parsed.text)
+    images = [src for tag, src in parsed.refs if tag == "img"]
+    grids = sorted(p.name for p in out.glob("samples-*.png"))
+    assert len(grids) == 2 and all(g in images for g in grids)
+    assert {"curves.png", "report/dataset/card-sizes.png", "report/dataset/grid.png"} <= set(images)
+    assert {"generated/seed0000.png", "generated/seed0001.png", "zoom/zoom-seed0000.webp"} <= set(images)
+    assert not any("frame-" in src for src in images)  # the zoom's frames are in its WebP
+    assert "report/pfid-bins.png" in images and (out / "report/pfid-bins.png").stat().st_size > 5000
+    for text in ("kid-full", "± 0.01", "real 4", "[1,2)", "95.5", "efficientnet-lite0", "global/patches",
+                 "lr_g", "cc-by-sa-4.0", "ATTRIBUTION.md", "seed 0, 32 x 32", "3 frames of 16 px"):
+        assert text in shown, text
+    assert "features <i>not</i> Inception" in shown  # a file's text, shown as text
+
+
+def test_every_string_from_files_is_escaped(run, page):
+    parsed = Page(page)
+    assert set(parsed.tags) <= {"html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "p",
+                                "code", "table", "tr", "th", "td", "a", "img", "nav", "section", "div", "figure",
+                                "figcaption", "details", "summary", "pre", "ol", "li"}
+    assert "<b>test</b>" in (run["data"] / "dataset.json").read_text() and "<b>test" not in page
+    attribution = (run["out"] / "report/dataset/ATTRIBUTION.md").read_text()
+    assert attribution.count("| Owner ") == 12 and "<script>" not in attribution and "\x1b" not in attribution
+
+
+def test_every_reference_resolves_offline(run, page):
+    out = run["out"]
+    parsed = Page(page)
+    assert not parsed.styles and "url(" not in page and "@import" not in page
+    for tag, ref in parsed.refs:
+        parts = urlsplit(ref)
+        if parts.scheme in ("http", "https"):  # only credit links leave the run folder
+            assert tag == "a" and ref in run["urls"], ref
+        elif ref.startswith("#"):
+            assert f'id="{ref[1:]}"' in page, ref
+        elif ref != "data:,":  # the empty favicon, so that the browser asks for none
+            assert not parts.scheme and not parts.netloc, ref
+            target = (out / unquote(parts.path)).resolve()
+            assert target.is_file() and target.is_relative_to(out.resolve()), ref
+
+
+def test_a_gone_dataset_is_said_in_the_panel(run, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(run["out"], out, ignore=shutil.ignore_patterns("*.pt", "report*"))
+    assert main(["report", str(out), "--data", str(tmp_path / "gone")]) == 0
+    shown = " ".join(Page((out / "report.html").read_text()).text)
+    assert "cannot be read now" in shown and "no such dataset" in shown and "Loader counters" in shown
+    line = one_error_line(run_main(main, ["report", str(tmp_path / "nothing")]), capsys.readouterr().err)
+    assert "no such run folder" in line
+
+
+def test_a_failing_report_never_fails_training(tmp_path, capsys, monkeypatch):
+    def broken(run, data=None, dataset=None):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(html_report, "write_report", broken)
+    html_report.after_training(tmp_path, rank=0)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the run report was not written: disk on fire second line" in err
+    html_report.after_training(tmp_path, rank=1)  # other ranks write nothing, say nothing
+    assert capsys.readouterr().err == ""
+
+
+def test_help_gives_every_flag_a_sentence(capsys):
+    assert run_main(main, ["report", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "report.html" in shown and "offline" in shown
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["report"]._actions:
+        if action.dest != "help":
+            assert action.help and len(action.help.split()) >= 5 and " ".join(action.help.split()) in shown, action.dest
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    binary, why = find_chromium()
+    if binary is None:
+        pytest.skip(why)
+    browser = Chromium(binary)
+    yield browser
+    browser.close()
+
+
+def test_the_report_opens_in_headless_chromium_without_errors(run, page, chromium):
+    result = chromium.check((run["out"] / "report.html").resolve().as_uri())
+    assert result.errors == [] and result.broken_images == []
+    assert result.images >= 9  # curves, 2 grids, size plot, contact sheet, 2 images, the zoom, pFID
+    assert not screenshot_is_blank(result.screenshot)
+    card = chromium.check((run["out"] / "report/dataset/CARD.html").resolve().as_uri())
+    assert card.errors == [] and card.broken_images == [] and card.images == 1
+
+
+def test_the_browser_check_sees_what_a_broken_page_does(chromium, tmp_path):
+    (tmp_path / "bad.html").write_text('<!doctype html><link rel="icon" href="data:,"><body style="background:#fff">'
+                                       '<img src="missing.png"><script>console.error("boom")</script></body>')
+    result = chromium.check((tmp_path / "bad.html").as_uri())
+    assert any("boom" in e for e in result.errors) and any("ERR_FILE_NOT_FOUND" in e for e in result.errors)
+    assert result.broken_images == [(tmp_path / "missing.png").as_uri()] and screenshot_is_blank(result.screenshot)
+
+
+def test_a_relative_dataset_is_found_from_where_training_ran(tmp_path, monkeypatch):
+    (tmp_path / "work" / "data" / "ds").mkdir(parents=True)
+    run = tmp_path / "work" / "runs" / "one"
+    config = {"loader": {"data": "data/ds"}, "out": "./runs/one/"}  # as trained from tmp_path/work
+    monkeypatch.chdir(tmp_path)
+    assert html_report.dataset_location(run, config, None) == str(tmp_path / "work" / "data" / "ds")
+    assert html_report.dataset_location(run, config, "elsewhere") == "elsewhere"
+    assert html_report.dataset_location(run, {"loader": {"data": "gone"}, "out": "runs/one"}, None) == "gone"
+    assert html_report.dataset_location(run, {"loader": "not a dict"}, None) is None

@@ -1,0 +1,381 @@
+"""`anyres-train report RUN`: one self-contained HTML page per run folder, RUN/report.html.
+
+Plain files that open offline: no server, no script, no CDN. The page links the images the run
+folder already holds by relative path (curves, sample grids, generated images and zooms, the
+pFID plot) and writes what it adds into RUN/report/ (the dataset's card, size plot and contact
+sheet, curves drawn from stats.jsonl when curves.png is missing). Every string read from a file
+(config values, metric notes, dataset text) is escaped (shards.escape); a part that is missing
+(no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from shards.atomic import atomic_write, atomic_write_png
+from shards.errors import UserError
+from shards.escape import clip, h
+
+from ..errors import TrainingError
+from . import report
+
+REPORT_HTML = "report.html"
+ASSETS = "report"  # RUN/report/: what the page adds to the run folder
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+OUTPUT_FOLDERS = ("generated", "zoom")  # RUN/generated*/, RUN/zoom*/: where anyres-generate's output is looked for
+MAX_IMAGES = 24  # generated images shown; the rest are counted
+STRIP = 12  # earlier sample grids shown small
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The object lines of a JSON-lines file; a torn or foreign line is skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def link(run: Path, path: Path) -> str:
+    """A file inside RUN as a relative URL, escaped for an attribute."""
+    return html.escape(quote(path.relative_to(run).as_posix()), quote=True)
+
+
+def img(run: Path, path: Path, alt: str, css: str = "") -> str:
+    return (f'<a href="{link(run, path)}"><img src="{link(run, path)}" alt="{h(alt)}"'
+            + (f' class="{css}"' if css else "") + "></a>")
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    return "" if value is None else clip(value, 200)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    """Cells are escaped here: pass raw values."""
+    head = "".join(f"<th>{h(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{text}</p>'
+
+
+# The dataset panel.
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def dataset_location(run: Path, config: dict, data: str | None) -> str | None:
+    """--data, else the config's loader.data. A relative path is tried from here, then from
+    where training ran: RUN's path less the config's own relative `out`."""
+    if data:
+        return data
+    value = as_dict(config.get("loader")).get("data")
+    if not isinstance(value, str) or not value:
+        return None
+    if "://" in value or Path(value).is_absolute() or Path(value).exists():
+        return value
+    out = config.get("out")
+    if not isinstance(out, str) or not out or Path(out).is_absolute():
+        return value
+    tail, parts = Path(os.path.normpath(out)).parts, run.resolve().parts
+    if ".." not in tail and len(tail) < len(parts) and parts[-len(tail):] == tail:
+        candidate = Path(*parts[:-len(tail)]) / value
+        if candidate.exists():
+            return str(candidate)
+    return value
+
+
+def dataset_panel(run: Path, where: str | None, opened=None) -> str:
+    """`opened`: the run's own shards.Dataset, when it has one, rather than reading the index again."""
+    from shards.card import SIZES_PNG, card_links, card_tables, read_card, write_card
+    from shards.plots import contact_sheet
+    from shards.reader import Dataset
+
+    if where is None:
+        return note("The run's config names no dataset: <code>anyres-train report RUN --data DATASET</code>.")
+    folder = run / ASSETS / "dataset"
+    try:
+        ds = opened if opened is not None else Dataset(where)
+        card = read_card(ds)
+        write_card(ds, folder, card)
+        contact_sheet(ds, folder / "grid.png", n=min(24, len(ds)) or 1, seed=0, thumb=160)
+    except (UserError, OSError) as exc:
+        return note(f"The dataset <code>{h(where)}</code> cannot be read now ({h(' '.join(str(exc).split()))}); "
+                    "this panel needs it: <code>anyres-train report RUN --data DATASET</code> names another place.")
+    shown = ("Licences", "Samples without credit")
+    return (f"<p>Dataset <code>{h(where)}</code>: {len(ds):,} samples.</p>" + card_links(f"{ASSETS}/dataset/")
+            + card_tables(card, only=shown)
+            + img(run, folder / SIZES_PNG, "width x height, shorter side, megapixels", "wide")
+            + img(run, folder / "grid.png", "contact sheet of random samples, native size on each", "wide")
+            + f"<details><summary>The rest of the dataset card</summary>{card_tables(card, skip=shown)}</details>")
+
+
+# Training: config, curves, sample grids, loader counters.
+
+
+def flatten(value: Any, prefix: str = "") -> list[list[Any]]:
+    if isinstance(value, dict) and value:
+        return [row for k, v in value.items() for row in flatten(v, f"{prefix}{k}.")]
+    return [[prefix.rstrip("."), json.dumps(value, default=str)]]
+
+
+def config_panel(config: dict) -> str:
+    """config.json as small tables side by side: the run's own settings, then one per group."""
+    if not config:
+        return note("No config.json in this run folder.")
+    groups = {"run": [[k, json.dumps(v, default=str)] for k, v in config.items() if not isinstance(v, dict)]}
+    groups.update({k: flatten(v) for k, v in config.items() if isinstance(v, dict)})
+    return '<div class="cols">' + "".join(f"<div><h3>{h(name)}</h3>{table(['setting', 'value'], rows)}</div>"
+                                          for name, rows in groups.items() if rows) + "</div>"
+
+
+def curves_panel(run: Path, records: list[dict]) -> str:
+    if (run / "curves.png").exists():
+        return img(run, run / "curves.png", "training curves", "wide")
+    if records:
+        path = run / ASSETS / "curves.png"
+        report.plot_curves(records, path)
+        return img(run, path, "training curves, drawn from stats.jsonl", "wide")
+    return note("No stats.jsonl yet: curves appear after the first tick.")
+
+
+def samples_panel(run: Path) -> str:
+    grids = sorted(run.glob("samples-*.png"))
+    if not grids:
+        return note("No sample grids yet: one is written at every snapshot.")
+    latest, earlier = grids[-1], grids[:-1][-STRIP:]
+    parts = [f"<p>Fixed seeds, so every grid shows the same images improving. Latest: <code>{h(latest.name)}</code>"
+             " (the global image, then centred patches at higher scales).</p>", img(run, latest, latest.name, "wide")]
+    if earlier:
+        parts.append('<div class="strip">' + "".join(
+            f"<figure>{img(run, p, p.name)}<figcaption>{h(p.stem.removeprefix('samples-'))}</figcaption></figure>"
+            for p in earlier) + "</div>")
+    return "".join(parts)
+
+
+def loader_panel(records: list[dict]) -> str:
+    counts = records[-1].get("loader") if records else None
+    if not isinstance(counts, dict) or not counts:
+        return note("No loader counters yet (they come with each tick's stats line).")
+    rows = [[k, v] for k, v in counts.items()]
+    return ("<p>Totals at the last tick, per stream: images decoded, patches drawn, and every skip by its "
+            "reason.</p>" + table(["counter", "count"], rows))
+
+
+# Generation and metrics.
+
+
+def output_files(run: Path) -> tuple[list[Path], list[Path]]:
+    """(images, zooms) under RUN/generated*/ and RUN/zoom*/, zoom frames left out."""
+    found: list[Path] = []
+    for folder in sorted(p for p in run.iterdir() if p.is_dir() and p.name.startswith(OUTPUT_FOLDERS)):
+        found += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                        and not p.is_symlink() and not p.name.startswith("frame-"))
+    zooms = [p for p in found if p.suffix.lower() == ".webp" and p.stem.startswith("zoom-")]
+    return [p for p in found if p not in zooms], zooms
+
+
+def small(path: Path) -> bool:
+    """An image under 256 px a side, shown enlarged with its pixels kept sharp."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # reads the header only
+            return max(image.size) < 256
+    except Exception:  # not an image Pillow knows: the browser will say so
+        return False
+
+
+def caption(path: Path) -> str:
+    side = read_json(path.with_suffix(".json"))
+    if not isinstance(side, dict):
+        return h(path.name)
+    if "frames" in side:
+        return h(f"{path.name}: seed {fmt(side.get('seed'))}, {len(side['frames'])} frames of {fmt(side.get('frame_size'))} px")
+    return h(f"{path.name}: seed {fmt(side.get('seed'))}, {fmt(side.get('width'))} x {fmt(side.get('height'))}, "
+             f"S = {fmt(side.get('scale'))}")
+
+
+def outputs_panel(run: Path, config: dict) -> str:
+    images, zooms = output_files(run)
+    r = as_dict(config.get("g")).get("resolution") or 256
+    parts = []
+    for title, files, how in (
+        ("Generated images", images, f"anyres-generate {run}/checkpoint.pt --out {run}/generated --seeds 0-3 --size {4 * r}"),
+        ("Zooms", zooms, f"anyres-generate {run}/checkpoint.pt --out {run}/zoom --zoom --seeds 0"),
+    ):
+        parts.append(f"<h3>{title}</h3>")
+        if not files:
+            parts.append(note(f"None in this run folder yet. To make them: <code>{h(how, 1000)}</code>"))
+            continue
+        shown = files[:MAX_IMAGES]
+        parts.append('<div class="gallery">' + "".join(
+            f"<figure>{img(run, p, p.name, 'small' if small(p) else '')}<figcaption>{caption(p)}</figcaption></figure>"
+            for p in shown) + "</div>")
+        if len(files) > len(shown):
+            parts.append(note(f"{len(files) - len(shown)} more not shown."))
+    return "".join(parts)
+
+
+def bin_order(label: str) -> tuple[float, str]:
+    """'[2,4)' sorts by its lower end, 2."""
+    try:
+        return float(label[1:].split(",")[0]), label
+    except ValueError:
+        return math.inf, label
+
+
+def plot_bins(rows: list[dict], path: Path) -> None:
+    """pFID against the octave of S/R, one line per snapshot (as anyres-eval's pfid-bins.png)."""
+    labels = sorted({str(r["bin"]) for r in rows}, key=bin_order)
+    fig = Figure(figsize=(6, 4), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for snapshot in dict.fromkeys(str(r.get("snapshot")) for r in rows):
+        mine = {str(r["bin"]): r.get("value") for r in rows if str(r.get("snapshot")) == snapshot}
+        xs = [i for i, b in enumerate(labels) if isinstance(mine.get(b), (int, float))]
+        ax.plot(xs, [mine[labels[i]] for i in xs], marker="o", label=clip(Path(snapshot).name, 60).replace("$", r"\$"))
+    ax.set_xticks(range(len(labels)), [clip(b, 20).replace("$", r"\$") for b in labels])
+    ax.set_xlabel("S / R")
+    ax.set_ylabel("pFID")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_png(path, fig)
+
+
+def metrics_panel(run: Path, config: dict, where: str | None) -> str:
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if "metric" in r]
+    if not rows:
+        r = as_dict(config.get("g")).get("resolution") or 256
+        how = f"anyres-eval {run} --data {where or 'DATASET'} --metrics kid,fid-up --size {4 * r}"
+        return note(f"No metrics.jsonl yet. To score the snapshots: <code>{h(how, 1000)}</code>, or train "
+                    "with <code>--metrics</code>.")
+    plain = [r for r in rows if "bin" not in r]
+    binned = [r for r in rows if "bin" in r]
+    notes = list(dict.fromkeys(str(r.get("note")) for r in rows if not r.get("comparable")))
+    parts = []
+    if plain:
+        parts.append(table(
+            ["snapshot", "kimg", "metric", "value", "± / real", "n", "where", "network", "comparable"],
+            [[Path(str(r.get("snapshot", ""))).name, r.get("kimg"), r["metric"], r.get("value"),
+              f"± {fmt(r['std'])}" if "std" in r else f"real {fmt(r['real'])}" if "real" in r else "",
+              r.get("n"), f"S={fmt(r['size'])}" if "size" in r else f"p={fmt(r.get('p'))} S {fmt(r.get('s_min'))}-"
+              f"{fmt(r.get('s_max')) or 'native'}", r.get("network"),
+              "yes" if r.get("comparable") else f"no ({notes.index(str(r.get('note'))) + 1})"] for r in plain]))
+    if binned:
+        labels = sorted({str(r["bin"]) for r in binned}, key=bin_order)
+        snapshots = list(dict.fromkeys(str(r.get("snapshot")) for r in binned))
+        value = {(str(r.get("snapshot")), str(r["bin"])): r.get("value") for r in binned}
+        parts.append("<h3>pFID per scale (S/R)</h3>" + table(
+            ["snapshot", *labels], [[Path(s).name, *(value.get((s, b)) for b in labels)] for s in snapshots]))
+        plot = run / "pfid-bins.png"
+        if not plot.exists():
+            plot = run / ASSETS / "pfid-bins.png"
+            plot_bins(binned, plot)
+        parts.append(img(run, plot, "pFID per scale"))
+    if notes:
+        parts.append("<ol class=\"notes\">" + "".join(f"<li>not comparable with published numbers: {h(n, 500)}</li>"
+                                                       for n in notes) + "</ol>")
+    return "".join(parts)
+
+
+# The page.
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
+h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}nav a{margin-right:1em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}
+th{background:#f3f3f3}pre{background:#f6f6f6;padding:8px;overflow:auto}.note{color:#555;font-style:italic}
+img{max-width:100%;image-rendering:auto}img.wide{display:block;margin:.5em 0}
+.strip,.gallery{display:flex;flex-wrap:wrap;gap:8px}.strip img{height:120px}.gallery img{max-height:320px}
+.gallery img.small{height:256px;image-rendering:pixelated}
+.cols{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:0 16px;align-items:start}
+.cols table{width:100%;table-layout:fixed}td{overflow-wrap:anywhere}
+figure{margin:0}figcaption{font-size:.8em;color:#555;max-width:320px}code{background:#f3f3f3;padding:0 .2em}"""
+
+SECTIONS = (("dataset", "Dataset"), ("config", "Config"), ("curves", "Training curves"), ("samples", "Sample grids"),
+            ("outputs", "Generated images and zooms"), ("metrics", "Metrics"), ("loader", "Loader counters"))
+
+
+def build_page(run: Path, data: str | None = None, dataset=None) -> str:
+    config = read_json(run / "config.json")
+    config = config if isinstance(config, dict) else {}
+    records = read_jsonl(run / "stats.jsonl")
+    where = dataset.url if dataset is not None else dataset_location(run, config, data)
+    last = records[-1] if records else {}
+    summary = table(["stage", "preset", "kimg", "of", "s/kimg", "loss G", "loss D"],
+                    [[config.get("stage"), config.get("preset"), last.get("kimg"), config.get("kimg"),
+                      last.get("sec_per_kimg"), last.get("loss_G"), last.get("loss_D")]])
+    bodies = {
+        "dataset": dataset_panel(run, where, dataset),
+        "config": config_panel(config),
+        "curves": curves_panel(run, records),
+        "samples": samples_panel(run),
+        "outputs": outputs_panel(run, config),
+        "metrics": metrics_panel(run, config, where),
+        "loader": loader_panel(records),
+    }
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
+    body = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
+    name = h(run.resolve().name)
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
+            f'<meta name="viewport" content="width=device-width"><title>anyres run {name}</title>'
+            f"<style>{STYLE}</style></head><body><h1>anyres run {name}</h1>"
+            f"<p>Written {time.strftime('%Y-%m-%d %H:%M:%S')} from <code>{h(str(run), 1000)}</code>.</p>"
+            f"{summary}<nav>{nav}</nav>{body}</body></html>\n")
+
+
+def write_report(run: str | Path, data: str | None = None, dataset=None) -> Path:
+    """RUN/report.html. The dataset panel shows `dataset` (an opened shards.Dataset), else `data`,
+    else the run config's loader.data."""
+    run = Path(run)
+    if not run.is_dir():
+        raise TrainingError(f"no such run folder: {run}")
+    if not (run / "config.json").exists() and not (run / "stats.jsonl").exists():
+        raise TrainingError(f"not a run folder (no config.json or stats.jsonl): {run}")
+    (run / ASSETS).mkdir(exist_ok=True)
+    page = build_page(run, data, dataset)
+    atomic_write(run / REPORT_HTML, page.encode())
+    return run / REPORT_HTML
+
+
+def after_training(run: str | Path, rank: int, dataset=None) -> None:
+    """The report at the end of `anyres-train train`, on rank 0: a failure costs one line, never the run."""
+    if rank != 0:
+        return
+    try:
+        write_report(run, dataset=dataset)
+    except Exception as exc:  # the run's results are safe on disk; the report is a view of them
+        print(f"anyres-train: the run report was not written: {clip(' '.join(str(exc).split()), 300)}",
+              file=sys.stderr)
