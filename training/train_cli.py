@@ -157,8 +157,12 @@ def config_from_args(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     from .run.loop import train
 
-    record = train(config_from_args(args))
-    if int(os.environ.get("RANK", 0)) == 0:
+    cfg = config_from_args(args)
+    record = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0 and "tick" not in record:  # --resume of a finished run
+        print(f"{args.out} is already trained to its --kimg {cfg.kimg:g}: nothing to do (a larger --kimg with "
+              "--resume trains on)")
+    elif int(os.environ.get("RANK", 0)) == 0:
         losses = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss_G", "loss_D", "teacher") if record.get(k) is not None)
         losses += "".join(f", {k.removeprefix('metric/')} {v:.4g}" for k, v in record.items() if k.startswith("metric/"))
         print(f"trained to {record.get('kimg', 0):.2f} kimg ({record.get('images_per_sec', 0):.1f} images/s; {losses}): "

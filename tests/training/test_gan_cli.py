@@ -65,6 +65,20 @@ def test_patch_stage_needs_a_teacher_of_the_same_architecture(capsys, tmp_path):
     assert "another architecture" in err and "resolution=16" in err
 
 
+def test_a_run_folder_is_continued_or_refused_never_started_over(capsys, tmp_path):
+    data = gan_dataset(tmp_path / "ds", n=4)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--kimg", "0.016", "--batch", "8",
+            "--tick-kimg", "0.016", "--no-report"]
+    assert main(argv) == 0
+    snapshots = sorted(run.glob("network-snapshot-*.pt"))
+    err = one_line_error(capsys, argv)  # again, without --resume: the old run's files would mix with the new
+    assert "already holds a run" in err and "--resume" in err
+    assert sorted(run.glob("network-snapshot-*.pt")) == snapshots
+    assert main([*argv, "--resume"]) == 0  # finished: nothing to do, and it says so
+    assert "already trained to its --kimg 0.016: nothing to do" in capsys.readouterr().out
+
+
 def test_resume_without_a_checkpoint_and_bad_flags(capsys, tmp_path):
     data = gan_dataset(tmp_path / "ds", n=4)
     err = one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--resume"])

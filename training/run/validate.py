@@ -122,6 +122,11 @@ def check_run(cfg: TrainConfig, world: int) -> Start:
     if cfg.batch_gpu is not None and (cfg.batch // world) % cfg.batch_gpu:
         raise TrainingError(f"--batch-gpu {cfg.batch_gpu} does not divide each process's share of the batch "
                             f"({cfg.batch} over {world} processes: {cfg.batch // world})")
+    existing = Path(cfg.out) / checkpoint.CHECKPOINT
+    if not cfg.resume and existing.is_file():
+        # Starting over here would mix this run's snapshots and grids with the old run's.
+        raise TrainingError(f"{cfg.out} already holds a run ({existing.name}): --resume to continue it, or "
+                            "choose another --out")
     dataset, patch_dataset = open_datasets(cfg)
     state = None
     if cfg.resume:
