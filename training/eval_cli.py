@@ -192,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "published FID; default: the offline EfficientNet-Lite0, comparable only with itself")
     parser.add_argument("--feature-side", type=int_between(32, 1024), default=224, metavar="PX",
                         help="EfficientNet input side (default 224; smaller is faster and is another network)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="under torchrun, cuda is each process's cuda:LOCAL_RANK (default cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"),
+                        help="default: cuda where there is one, as anyres-generate; under torchrun, cuda is each "
+                        "process's cuda:LOCAL_RANK")
     parser.add_argument("--batch", type=int_between(1, 4096), default=16, help="images per forward (default 16)")
     parser.add_argument("--tile", type=int_between(8, 8192), default=256,
                         help="largest tile side for renders above it (default 256: bounds device memory)")

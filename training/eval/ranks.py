@@ -28,11 +28,13 @@ from ..run import dist
 T = TypeVar("T")
 
 
-def start(device: str) -> dist.World:
+def start(device: str | None) -> dist.World:
     """Join torchrun's process group, if any: gloo for --device cpu, nccl for cuda, where each
     process takes the device of its LOCAL_RANK. (run.dist.start would pick CUDA whenever it is
-    there; here the user's --device decides.)"""
+    there; here the user's --device decides, and None means cuda where there is one.)"""
     size = int(os.environ.get("WORLD_SIZE", 1))
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("--device cuda: no CUDA device is available here")
