@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,6 +52,7 @@ def train_stage(args: argparse.Namespace, data: Path, run: Path, stage: str, tea
             "--batch", str(batch), "--kimg", f"{kimg}", "--tick-kimg", f"{kimg / TICKS}", "--snap-ticks", str(TICKS)]
     if teacher is not None:
         argv += ["--teacher", str(teacher)]
+    shutil.rmtree(run, ignore_errors=True)  # a rerun with the same --work starts its stages afresh
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
