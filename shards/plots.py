@@ -263,7 +263,8 @@ def decode_thumbnail(data: bytes, thumb: int, apply_orientation: bool = True) ->
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def label_font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's default font at `size` px, loaded once: every labelled sheet's text."""
     return ImageFont.load_default(size=size)
 
 
@@ -314,7 +315,7 @@ def _draw_label(
     draw: ImageDraw.ImageDraw, x: int, y: int, thumb: int, size: str, kind: str, key: str
 ) -> None:
     # The size is what the sheet is for; the format tag only shows where there is room left.
-    font, line = _font(_font_size(thumb)), _font_size(thumb) + 4
+    font, line = label_font(_font_size(thumb)), _font_size(thumb) + 4
     size = _fit_text(size, font, thumb)
     draw.text((x, y), size, font=font, fill=TEXT)
     if font.getlength(f"{size}  {kind}") <= thumb:
@@ -324,7 +325,7 @@ def _draw_label(
 
 def _draw_failure(draw: ImageDraw.ImageDraw, x: int, y: int, thumb: int, error: Exception) -> None:
     draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), fill=FAILED)
-    font, line, middle = _font(_font_size(thumb)), _font_size(thumb) + 4, x + thumb // 2
+    font, line, middle = label_font(_font_size(thumb)), _font_size(thumb) + 4, x + thumb // 2
     # Drop object reprs ("<_io.BytesIO object at 0x7f...>"): they change from run to run, and
     # the same seed must give the same sheet.
     message = re.sub(r"\s*<[^<>]*>", "", str(error))
@@ -366,7 +367,7 @@ def _draw_empty(sheet: Image.Image, thumb: int) -> None:
     draw.text(
         (pad + thumb // 2, pad + thumb // 2),
         "no samples",
-        font=_font(_font_size(thumb)),
+        font=label_font(_font_size(thumb)),
         fill=DIM_TEXT,
         anchor="mm",
     )

@@ -30,3 +30,18 @@ def check_flag_outcome(code: int, err: str, flag: str, is_setting: bool) -> None
     line = one_error_line(code, err)
     if not is_setting:
         assert f"argument {flag}" in line, err
+
+
+def unexplained_flags(parser, min_words: int = 2, shown: str | None = None) -> list[str]:
+    """The flags and arguments of an argparse parser whose help is not a sentence of at least
+    `min_words` words (or, given the --help text `shown`, is missing from it)."""
+    import argparse
+
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
+            continue
+        text = " ".join((action.help or "").split())
+        if len(text.split()) < min_words or (shown is not None and text not in shown):
+            missing.append("/".join(action.option_strings) or action.dest)
+    return missing

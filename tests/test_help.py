@@ -9,6 +9,7 @@ import pytest
 
 from curation.cli import build_parser as curate_parser
 from shards.cli import build_parser as shards_parser
+from tests.cli_outcome import unexplained_flags
 from training.cli import build_parser as train_parser
 from training.eval_cli import build_parser as eval_parser
 from training.generate_cli import build_parser as generate_parser
@@ -28,22 +29,9 @@ def parsers(name: str, parser: argparse.ArgumentParser):
 ALL = [(name, p) for command, build in COMMANDS.items() for name, p in parsers(command, build())]
 
 
-def undocumented(parser: argparse.ArgumentParser) -> list[str]:
-    missing = []
-    for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
-            continue
-        text = (action.help or "").strip()
-        if text == argparse.SUPPRESS:
-            continue
-        if len(text.split()) < 2:  # a sentence, however short: not empty, not one word
-            missing.append("/".join(action.option_strings) or action.dest)
-    return missing
-
-
 @pytest.mark.parametrize("name, parser", ALL, ids=[name for name, _ in ALL])
 def test_every_flag_and_argument_has_a_sentence_of_help(name, parser):
-    assert undocumented(parser) == [], f"{name}: flags without help"
+    assert unexplained_flags(parser) == [], f"{name}: flags without help"
 
 
 def summaries(parser: argparse.ArgumentParser) -> dict[str, str]:

@@ -65,11 +65,11 @@ def pano_data(tmp_path_factory):
 def test_a_frame_across_the_seam_is_the_frame_of_the_turned_image():
     image = panorama(seed=3)
     frame = dataclasses.replace(draw_frame(192, 32, 16, FOV, np.random.default_rng(0)), cu=2.8)  # turn: [-3, 3)
-    across = render_frame(decode(png(image), 1), frame, FOV)
+    across = render_frame(decode(png(image), 1), image, frame, FOV)
     turned = np.roll(image, 96, axis=1)  # half a turn: u = 2.8 lands at -0.2
-    inside = render_frame(decode(png(turned), 1), dataclasses.replace(frame, cu=-0.2), FOV)
+    inside = render_frame(decode(png(turned), 1), turned, dataclasses.replace(frame, cu=-0.2), FOV)
     assert np.array_equal(across, inside)
-    mirrored = render_frame(decode(png(image), 1), dataclasses.replace(frame, mirror=True), FOV)
+    mirrored = render_frame(decode(png(image), 1), image, dataclasses.replace(frame, mirror=True), FOV)
     assert np.array_equal(mirrored, across[:, ::-1])
     assert dataclasses.replace(frame, mirror=True).transform()[0, 2] == pytest.approx(-2.8)
 

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from shards import DatasetWriter, WriterConfig
-from tests.cli_outcome import one_error_line, run_main
+from tests.cli_outcome import one_error_line, run_main, unexplained_flags
 from training.cli import build_parser, main
 from training.generate_cli import main as generate_main
 from training.run import html_report
@@ -182,9 +182,7 @@ def test_help_gives_every_flag_a_sentence(capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "report.html" in shown and "offline" in shown
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    for action in sub.choices["report"]._actions:
-        if action.dest != "help":
-            assert action.help and len(action.help.split()) >= 5 and " ".join(action.help.split()) in shown, action.dest
+    assert unexplained_flags(sub.choices["report"], min_words=5, shown=shown) == []
 
 
 @pytest.fixture(scope="module")

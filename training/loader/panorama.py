@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..geometry import Canvas, PatchDraw
-from .decode import LANCZOS_SUPPORT, Decoded, max_reduction, mirrored, oriented
+from .decode import LANCZOS_SUPPORT, Decoded, max_reduction, mirrored
 
 PANORAMA_SLACK = 1.5  # W / H may differ from P by this factor either way
 
@@ -38,11 +38,17 @@ def frame_width(width: int, fov: float) -> float:
     return width / turn_of(fov)
 
 
+def aspect_bounds(fov: float) -> tuple[float, float]:
+    """The widths over heights an image may have to be taken as one turn of 360/fov frames."""
+    turn = turn_of(fov)
+    return turn / PANORAMA_SLACK, turn * PANORAMA_SLACK
+
+
 def check_aspect(width: int, height: int, fov: float) -> None:
-    turn, aspect = turn_of(fov), width / height
-    if not turn / PANORAMA_SLACK <= aspect <= turn * PANORAMA_SLACK:
-        raise NotPanorama(f"aspect {aspect:.2f}; a turn of {turn:g} frames of {fov:g}° needs "
-                          f"{turn / PANORAMA_SLACK:.2f} to {turn * PANORAMA_SLACK:.2f}")
+    (low, high), aspect = aspect_bounds(fov), width / height
+    if not low <= aspect <= high:
+        raise NotPanorama(f"aspect {aspect:.2f}; a turn of {turn_of(fov):g} frames of {fov:g}° needs "
+                          f"{low:.2f} to {high:.2f}")
 
 
 def draw_frame(width: int, height: int, size: int, fov: float, rng: np.random.Generator,
@@ -61,9 +67,9 @@ def frame_reduction(width: int, height: int, size: int, fov: float, oversample: 
     return max_reduction(density, oversample)
 
 
-def render_frame(decoded: Decoded, draw: PatchDraw, fov: float) -> np.ndarray:
-    """size x size x 3 uint8 pixels of a frame, its columns wrapping around the seam."""
-    image = np.asarray(oriented(decoded))
+def render_frame(decoded: Decoded, image: np.ndarray, draw: PatchDraw, fov: float) -> np.ndarray:
+    """size x size x 3 uint8 pixels of a frame, its columns wrapping around the seam. `image` is
+    `decoded` oriented and in RGB (np.asarray(oriented(decoded))), made once for all its frames."""
     ih, iw = image.shape[:2]
     width, _ = decoded.display_size
     sx = iw / width  # decoded pixels per native pixel (1 / the JPEG reduction, up to rounding)

@@ -13,15 +13,15 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from shards.atomic import atomic_write, atomic_write_png
+from shards.plots import label_font
 
 from ..geometry import scale_cdf, scale_range
 from .pipeline import LoaderConfig, PatchLoader
@@ -64,17 +64,12 @@ def collect(config: LoaderConfig, n: int, progress: Callable[[int], None] | None
     )
 
 
-@lru_cache(maxsize=4)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
 def contact_sheet(result: PreviewResult, columns: int | None = None, cell: int = 192) -> Image.Image:
     n = len(result.keys)
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / columns))
     pad, line = 6, max(11, cell // 14)
-    font = _font(line - 2)
+    font = label_font(line - 2)
     sheet = Image.new("RGB", (columns * (cell + pad) + pad, rows * (cell + 2 * line + pad) + pad), SHEET_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     for i in range(n):

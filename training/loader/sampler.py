@@ -147,7 +147,8 @@ def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.r
         raise Skip("size-mismatch", f"decodes to {decoded.display_size}, metadata says {native}")
     try:
         if config.stream == "global-360":
-            pixels = [render_frame(decoded, d, config.fov) for d in draws]
+            image = np.asarray(oriented(decoded))  # once for all the turn's frames
+            pixels = [render_frame(decoded, image, d, config.fov) for d in draws]
         elif config.reference:
             full = oriented(decoded)
             pixels = [render_reference(full, d) for d in draws]

@@ -8,11 +8,11 @@ grid is a whole turn per seed instead. Cells of tiny presets are enlarged by who
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from shards.plots import label_font
 
 from ..generate.panorama import turn_tiling, turn_width
 from ..generate.seeds import latent
@@ -25,11 +25,6 @@ GAP = 2
 FONT_SIZE = 12
 
 
-@lru_cache(maxsize=2)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)
-
-
 def enlarged(image: np.ndarray, side: int) -> np.ndarray:
     """Whole-pixel blocks until the shorter side is at least `side` (nearest: no invented blur)."""
     factor = max(1, -(-side // min(image.shape[:2])))
@@ -39,7 +34,7 @@ def enlarged(image: np.ndarray, side: int) -> np.ndarray:
 def labelled(rows: list[list[np.ndarray]], row_labels: list[str], column_labels: list[str]) -> np.ndarray:
     """Cells (uint8 HWC, equal heights per row, equal widths per column) on white, a label band
     above the columns and one left of the rows."""
-    font = _font(FONT_SIZE)
+    font = label_font(FONT_SIZE)
     left = max(int(font.getlength(t)) for t in row_labels) + 2 * GAP
     top = FONT_SIZE + 3 * GAP
     widths = [max(row[c].shape[1] for row in rows) for c in range(len(column_labels))]

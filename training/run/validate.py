@@ -16,7 +16,7 @@ from shards.errors import DatasetError
 from shards.reader import Dataset
 
 from ..errors import TrainingError
-from ..loader.panorama import PANORAMA_SLACK
+from ..loader.panorama import aspect_bounds, turn_of
 from . import checkpoint
 from .config import TrainConfig
 
@@ -53,12 +53,11 @@ def check_panoramas(dataset: Dataset, path: str, fov: float) -> None:
     """At least one image that is a turn of 360/fov frames: stage global-360 skips the others."""
     index = dataset.index
     aspect = index["width"].to_numpy() / np.maximum(index["height"].to_numpy(), 1)
-    turn = 360.0 / fov
-    if not np.any((aspect >= turn / PANORAMA_SLACK) & (aspect <= turn * PANORAMA_SLACK)):
+    low, high = aspect_bounds(fov)
+    if not np.any((aspect >= low) & (aspect <= high)):
         raise TrainingError(f"dataset {path} has no 360° panorama for --fov {fov:g}: each image is taken as one turn "
-                            f"of {turn:g} frames, so its width must be {turn / PANORAMA_SLACK:.2f} to "
-                            f"{turn * PANORAMA_SLACK:.2f} times its height (its images: {aspect.min():.2f} to "
-                            f"{aspect.max():.2f}); pick the --fov of one frame")
+                            f"of {turn_of(fov):g} frames, so its width must be {low:.2f} to {high:.2f} times its "
+                            f"height (its images: {aspect.min():.2f} to {aspect.max():.2f}); pick the --fov of one frame")
 
 
 def open_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
