@@ -28,7 +28,8 @@ from shards.pack import REJECTS_NAME
 from shards.probe import DEFAULT_MAX_PIXELS
 from shards.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
 
-from .dedup import DEFAULT_RADIUS
+from .dedup import DEFAULT_ALIGN_RADIUS, DEFAULT_MODE, DEFAULT_RADIUS, MODES
+from .dedup.align import DEFAULT_THRESHOLD
 from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
 from .http import FetchConfig
 from .pipeline import CurateConfig, prepare, run, status
@@ -47,12 +48,12 @@ def config_from_args(args: argparse.Namespace) -> CurateConfig:
     # staging shards are private to a run: they grow to hold the largest file allowed
     worker = WorkerConfig(fetch=fetch, filters=filters, threads=args.threads,
                           staging_shard_bytes=max(STAGING_SHARD_BYTES, room_for(args.max_bytes)))
-    from .dedup import ExactDedup, ExcludeNear, NearDedup
+    from .dedup import stages
 
     others = tuple(u if "://" in u else str(Path(u).absolute()) for u in args.exclude)
-    exclude = (ExcludeNear(others, args.dedup_radius),) if others else ()
+    dedup = stages(args.dedup, args.dedup_radius, args.align_radius, args.align_threshold, others)
     return CurateConfig(worker=worker, slice_size=args.slice_size, max_shard_bytes=args.shard_size, name=args.name,
-                        dedup=(*exclude, ExactDedup(), NearDedup(args.dedup_radius)))
+                        dedup=dedup)
 
 
 def make_source(args: argparse.Namespace):
@@ -133,10 +134,19 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="decompression-bomb guard on the declared size (default 200000000)")
     g.add_argument("--max-aspect", type=float_between(1.0 - 1e-9, MAX_SIDE), help="longer side over shorter side")
     g.add_argument("--max-bytes", type=size_between(1), default=64 * 2**20, help="bytes per file (default 64MiB)")
-    g = p.add_argument_group("deduplication")
+    g = p.add_argument_group("deduplication (the copy kept: most pixels, then quality, then licence, then arrival)")
+    g.add_argument("--dedup", choices=MODES, default=DEFAULT_MODE,
+                   help="crops: exact, pHash and aligned crops (up to ~6%% a side) and overlays; pixels: exact "
+                   f"and pHash (resizes, re-encodes, tone); exact: same bytes only; off: nothing (default {DEFAULT_MODE})")
     g.add_argument("--dedup-radius", type=int_between(0, 32), default=DEFAULT_RADIUS,
-                   help=f"pHash bits within which images are near duplicates; the largest copy is kept "
+                   help=f"pHash bits within which images are near duplicates "
                    f"(default {DEFAULT_RADIUS}, from bench/calibrate_dedup.py)")
+    g.add_argument("--align-radius", type=int_between(0, 16), default=DEFAULT_ALIGN_RADIUS,
+                   help=f"window-hash bits within which two images are checked by alignment, in crops mode "
+                   f"(default {DEFAULT_ALIGN_RADIUS})")
+    g.add_argument("--align-threshold", type=float_between(0.5, 1.0, low_open=False), default=DEFAULT_THRESHOLD,
+                   help="correlation the aligned thumbnails must reach to be one image, 0.5..1, in crops mode "
+                   f"(default {DEFAULT_THRESHOLD})")
     g.add_argument("--exclude", action="append", default=[], metavar="OTHER_DATASET",
                    help="drop every near duplicate of a sample of this dataset, e.g. a test set (repeatable)")
     g.add_argument("--add", action="store_true",

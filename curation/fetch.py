@@ -27,13 +27,16 @@ from typing import Any
 import pyarrow as pa
 
 from shards import DatasetWriter, WriterConfig
-from shards.admission import FilterConfig, admit, sample_meta
+from shards.admission import FilterConfig, admit_decoded, sample_meta
 from shards.atomic import atomic_write, atomic_write_parquet
 from shards.probe import ProbeError
 from shards.schema import SampleMeta
 
+from .dedup.signature import SCHEMA as SIGNATURE_SCHEMA
+from .dedup.signature import Signature, signature
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
+from .signatures import SIGNATURES_NAME
 from .sources import Source
 from .workdir import DONE_NAME, SLICE_REJECTS, WorkDir, read_done
 
@@ -79,23 +82,26 @@ def ordered_map(fn: Callable[[Item], Any], items: Iterable[Item], threads: int) 
             yield pending.popleft().result()
 
 
-def item_meta(item: Item, data: bytes, filters: FilterConfig) -> SampleMeta:
-    """The sample's metadata, or ProbeError with the reason it is rejected."""
+def item_meta(item: Item, data: bytes, filters: FilterConfig) -> tuple[SampleMeta, Signature]:
+    """The sample's metadata and its dedup signature, or ProbeError with the reason it is
+    rejected. The signature comes from the probe's own reduced decode: no second decode."""
     provenance = dict(item.provenance)
     if item.source == "url":
         provenance.setdefault("url", item.source_id)
-    return sample_meta(admit(data, filters), item.key, item.source, item.source_id, provenance, item.extra)
+    decoded = admit_decoded(data, filters)
+    meta = sample_meta(decoded.info, item.key, item.source, item.source_id, provenance, item.extra)
+    return meta, signature(decoded.image, decoded.quantization)
 
 
 def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfig,
             cpu: threading.Semaphore | None = None):
-    """(meta, data) of a kept item, or its reject record."""
+    """(meta, signature, data) of a kept item, or its reject record."""
     if item.error is not None:
         return reject_record(item, *item.error)
     try:
         data = open_item(item)
         with cpu or contextlib.nullcontext():
-            return item_meta(item, data, filters), data
+            return *item_meta(item, data, filters), data
     except (FetchError, ProbeError) as exc:
         return reject_record(item, exc.reason, exc.detail)
     except Exception as exc:  # one odd file must not stop a scrape of millions; it is counted
@@ -111,6 +117,7 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
     folder = final.with_name(f"{final.name}.part-{uuid.uuid4().hex[:12]}")
     open_item = source.opener(config.fetch)
     rejects: list[dict[str, Any]] = []
+    signatures: list[dict[str, Any]] = []  # in the order the writer adds samples: index order
     seen: set[str] = set()
     todo: list[Item] = []
     for item in task.items:
@@ -130,8 +137,9 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
                 rejects.append(result)
                 delta["rejected"] += 1
             else:
-                meta, data = result
+                meta, sig, data = result
                 writer.add(meta, data)
+                signatures.append(sig.record(meta.key))
                 delta["kept"] += 1
                 delta["bytes"] += meta.nbytes
             if report and time.monotonic() - last > REPORT_EVERY:
@@ -142,6 +150,7 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
     if report and delta:
         report(dict(delta))
     _write_rejects(folder / SLICE_REJECTS, rejects)
+    atomic_write_parquet(folder / SIGNATURES_NAME, pa.Table.from_pylist(signatures, schema=SIGNATURE_SCHEMA))
     done = {
         "slice": task.number, "items": len(task.items), "kept": writer.num_samples,
         "rejected": len(rejects), "first_position": task.items[0].position if task.items else None,

@@ -30,6 +30,7 @@ from shards.manifest import MANIFEST_NAME
 from shards.pack import REJECTS_NAME
 from shards.reader import group_samples, iter_members
 
+from . import signatures
 from .dedup import MergePlan, Place, places, plan_merges, repeated_keys
 from .engine import Engine
 from .items import REJECTS_SCHEMA
@@ -40,6 +41,7 @@ from .pack import (
     read_staging,
     reject_counts,
     staged_samples,
+    surviving_signatures,
     with_places,
 )
 from .pipeline import TOOL, CurateConfig, Events, identity, start
@@ -86,7 +88,7 @@ def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engi
     dataset = Dataset(str(out))
     new_all, rejects = read_staging(work, plan.numbers)
     new, present = _split_present(new_all, set(dataset.index["key"].to_pylist()))
-    old = with_places(dataset.index, -1)
+    old = with_places(signatures.attach(dataset.index, signatures.of_dataset(out)), -1)
     repeats, relabel = repeated_keys(new, rejects) if new is not None else ([], {})
     combined = pa.concat_tables([old, *([new.cast(old.schema)] if new is not None else [])])
     merges = plan_merges(combined, config.dedup, repeats)
@@ -179,10 +181,13 @@ def _record(curation: dict[str, Any], source: Source, work: WorkDir, merges: Mer
 
 
 def _records(out: Path, rejects: pa.Table, merges: MergePlan) -> dict[str, bytes]:
-    """work/rejects.parquet and work/dedup.parquet with this addition's rows appended."""
+    """work/rejects.parquet and work/dedup.parquet with this addition's rows appended, and
+    work/signatures.parquet of the samples the addition leaves (an old dataset's samples,
+    which have none, still have none)."""
     old = pq.read_table(out / REJECTS_NAME) if (out / REJECTS_NAME).exists() else REJECTS_SCHEMA.empty_table()
     table = merges.records()
     if (out / DEDUP_NAME).exists():
         table = pa.concat_tables([pq.read_table(out / DEDUP_NAME).cast(table.schema), table])
     return {REJECTS_NAME: parquet_bytes(pa.concat_tables([old.cast(REJECTS_SCHEMA), rejects.cast(REJECTS_SCHEMA)])),
-            DEDUP_NAME: parquet_bytes(table)}
+            DEDUP_NAME: parquet_bytes(table),
+            signatures.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}

@@ -23,7 +23,8 @@ from shards.atomic import atomic_write_parquet
 from shards.pack import REJECTS_NAME
 from shards.reader import Sample
 
-from .dedup import MergePlan, Place
+from . import signatures
+from .dedup import MergePlan, Place, places
 from .items import REJECTS_SCHEMA
 from .workdir import DEDUP_NAME, WorkDir
 
@@ -31,10 +32,12 @@ REPEAT_DETAIL = "an earlier row has the same URL"
 
 
 def read_staging(work: WorkDir, numbers: Iterable[int]) -> tuple[pa.Table | None, pa.Table]:
-    """Kept metadata (index rows with `slice` and `row`) and rejects of finished slices."""
+    """Kept metadata (index rows with their signatures, `slice` and `row`) and rejects of
+    finished slices. A slice staged before signatures were stored has null ones."""
     kept, rejects = [], []
     for number in numbers:
-        kept.append(with_places(pq.read_table(work.slice_index(number)), number))
+        found = signatures.read(work.slice(number) / signatures.SIGNATURES_NAME)
+        kept.append(with_places(signatures.attach(pq.read_table(work.slice_index(number)), found), number))
         rejects.append(pq.read_table(work.slice_rejects(number), schema=REJECTS_SCHEMA))
     kept_table = pa.concat_tables(kept) if kept else None
     return kept_table, pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table()
@@ -65,10 +68,20 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 def write_records(out: Path, rejects: pa.Table, plan: MergePlan) -> None:
-    """`work/rejects.parquet` and `work/dedup.parquet` of a new dataset."""
+    """`work/rejects.parquet`, `work/dedup.parquet` and `work/signatures.parquet` of a new
+    dataset."""
     WorkDir.of(out).root.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(out / REJECTS_NAME, rejects)
     atomic_write_parquet(out / DEDUP_NAME, plan.records())
+    atomic_write_parquet(out / signatures.DATASET_SIGNATURES, surviving_signatures(plan))
+
+
+def surviving_signatures(plan: MergePlan) -> pa.Table:
+    """The signatures of the samples the merges leave."""
+    if plan.table is None:
+        return signatures.SCHEMA.empty_table()
+    keep = pa.array([p not in plan.gone for p in places(plan.table)], pa.bool_())
+    return signatures.select(plan.table.filter(keep))
 
 
 def reject_counts(rejects: pa.Table) -> dict[str, int]:

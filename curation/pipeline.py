@@ -17,7 +17,7 @@ from shards import DatasetError, WriterConfig
 from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
 from shards.writer import DEFAULT_SHARD_BYTES
 
-from .dedup import DedupStage, ExactDedup, NearDedup, plan_merges, repeated_keys
+from .dedup import DedupStage, plan_merges, repeated_keys, stages
 from .engine import Engine
 from .fetch import WorkerConfig, room_for
 from .pack import final_rejects, pack, read_staging, reject_counts, write_records
@@ -34,7 +34,7 @@ class CurateConfig:
     slice_size: int = 256  # items per fetch task: the unit of parallelism and of resumption
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     name: str | None = None
-    dedup: tuple[DedupStage, ...] = field(default=(ExactDedup(), NearDedup()))
+    dedup: tuple[DedupStage, ...] = field(default_factory=stages)
 
     def __post_init__(self) -> None:
         # The one check of the shard bounds: a file of the largest size allowed must fit a

@@ -36,7 +36,7 @@ from typing import Any
 
 from PIL import Image
 
-from .probe import DEFAULT_MAX_PIXELS, ImageInfo, ProbeError, probe_image
+from .probe import DEFAULT_MAX_PIXELS, Decoded, ImageInfo, ProbeError, decode_image
 from .schema import SampleMeta
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
@@ -54,9 +54,14 @@ class FilterConfig:
 
 def admit(data: bytes, filters: FilterConfig) -> ImageInfo:
     """The probed image, or ProbeError with the reason it is rejected."""
-    info = probe_image(data, max_pixels=filters.max_pixels)
-    check_image(info, data, filters)
-    return info
+    return admit_decoded(data, filters).info
+
+
+def admit_decoded(data: bytes, filters: FilterConfig) -> Decoded:
+    """`admit`, keeping what the probe decoded (see `probe.Decoded`)."""
+    decoded = decode_image(data, max_pixels=filters.max_pixels)
+    check_image(decoded.info, data, filters)
+    return decoded
 
 
 def check_image(info: ImageInfo, data: bytes, filters: FilterConfig) -> None:

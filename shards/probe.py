@@ -43,6 +43,17 @@ class ImageInfo(ImageFacts):
     frames: int  # admission rejects animations; a camera MPO's extra frames are kept
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """What probing decoded, for callers that derive more from it (curation's dedup
+    signature): the facts, the oriented image at the reduced hashing size, and a JPEG's
+    quantisation tables (None for other formats)."""
+
+    info: ImageInfo
+    image: Image.Image
+    quantization: dict[int, list[int]] | None
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -99,6 +110,11 @@ def check_decode_cost(image: Image.Image, data: bytes, max_pixels: int = DEFAULT
 
 def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                 max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS) -> ImageInfo:
+    return decode_image(data, max_pixels, max_jpeg_scans).info
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS) -> Decoded:
     if not data:
         raise ProbeError("empty", "zero bytes")
     with warnings.catch_warnings():
@@ -114,7 +130,7 @@ def probe_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
             return _inspect(image, data, max_pixels, max_jpeg_scans)
 
 
-def _inspect(image: Image.Image, data: bytes, max_pixels: int, max_jpeg_scans: int) -> ImageInfo:
+def _inspect(image: Image.Image, data: bytes, max_pixels: int, max_jpeg_scans: int) -> Decoded:
     fmt = image.format or ""
     if fmt not in EXTENSIONS:
         raise ProbeError("unsupported-format", f"format {fmt or 'unknown'} is not stored")
@@ -136,7 +152,7 @@ def _inspect(image: Image.Image, data: bytes, max_pixels: int, max_jpeg_scans: i
     orientation = read_orientation(image)
     oriented = ImageOps.exif_transpose(image) if orientation != 1 else image
     width, height = (stored_h, stored_w) if orientation in TRANSPOSED_ORIENTATIONS else (stored_w, stored_h)
-    return ImageInfo(
+    info = ImageInfo(
         width=width,
         height=height,
         orientation=orientation,
@@ -148,6 +164,8 @@ def _inspect(image: Image.Image, data: bytes, max_pixels: int, max_jpeg_scans: i
         sha256=sha256_hex(data),
         phash=perceptual_hash(oriented),
     )
+    tables = getattr(image, "quantization", None) if fmt in ("JPEG", "MPO") else None
+    return Decoded(info, oriented, dict(tables) if tables else None)
 
 
 def perceptual_hash(image: Image.Image) -> str:

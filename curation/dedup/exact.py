@@ -1,5 +1,5 @@
-"""Repeated keys (the same URL or file listed twice), then exact duplicates by sha256, and
-the provenance ranking that decides which copy of a duplicate stays."""
+"""Repeated keys (the same URL or file listed twice), then exact duplicates by sha256; the
+copy that stays is chosen by the keeper rule (`keeper.py`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from .keeper import PROVENANCE_FIELDS, choose
 from .merge import Merge, Place, places
-
-PROVENANCE_RANK = ("license", "owner", "title", "url", "license_url", "date_taken")
-SOURCE_RANK = {"flickr": 2, "url": 1, "folder": 0}
-
-
-def provenance_rank(row: dict[str, Any]) -> tuple:
-    """Higher is better: a licence first (it decides whether the image may be used at all),
-    then how much attribution there is, then the source; ties go to the earlier input row."""
-    filled = sum(1 for name in PROVENANCE_RANK if row.get(name))
-    return (bool(row.get("license")), filled, SOURCE_RANK.get(row.get("source"), 0))
 
 
 @dataclass(frozen=True)
@@ -34,18 +25,18 @@ class ExactDedup:
         for i, sha in enumerate(kept["sha256"].to_pylist()):
             groups[sha].append(i)
         where = places(kept)
-        columns = [c for c in (*PROVENANCE_RANK, "source", "key") if c in kept.column_names]
+        columns = [c for c in (*PROVENANCE_FIELDS, "source", "key", "width", "height", "format", "nbytes", "quality")
+                   if c in kept.column_names]
         merges = []
         for rows in groups.values():
             if len(rows) == 1:
                 continue
             records = kept.take(rows).select(columns).to_pylist()
-            # max() keeps the first of equals, and rows are in input order.
-            best = max(range(len(rows)), key=lambda j: provenance_rank(records[j]))
+            best, why = choose(records)  # rows are in input order: arrival breaks ties
             for j, i in enumerate(rows):
                 if j != best:
                     merges.append(Merge(where[i], where[rows[best]], "duplicate",
-                                        f"same bytes as {records[best]['key']}"))
+                                        f"same bytes as {records[best]['key']}", why))
         return merges
 
 

@@ -30,6 +30,7 @@ class Merge:
     kept: Place | None  # None: dropped outright (close to an excluded dataset), merged into nothing
     reason: str  # the reject reason the dropped sample gets
     detail: str
+    why: str = ""  # why the keeper won (`keeper.choose`); empty where nothing was chosen
 
 
 class DedupStage(Protocol):
@@ -93,13 +94,15 @@ class MergePlan:
                 "pixels_recovered": int(recovered)}
 
     def records(self) -> pa.Table:
-        """`work/dedup.parquet`: each dropped sample's key, its keeper's and the reason."""
+        """`work/dedup.parquet`: each dropped sample's key, its keeper's, the reason, and why
+        the keeper won."""
         keys = self.table["key"].to_pylist() if self.table is not None else []
         key_of = {p: keys[i] for p, i in self.row_of.items()}
         return pa.table({"key": pa.array([key_of[m.dropped] for m in self.merges], pa.string()),
                          "kept_key": pa.array([None if m.kept is None else key_of[m.kept] for m in self.merges],
                                               pa.string()),
-                         "reason": pa.array([m.reason for m in self.merges], pa.string())})
+                         "reason": pa.array([m.reason for m in self.merges], pa.string()),
+                         "kept_because": pa.array([m.why or None for m in self.merges], pa.string())})
 
     def rejects(self) -> pa.Table:
         """The dropped samples as rejects, with their reasons."""

@@ -1,7 +1,7 @@
-"""Near duplicates by pHash: clusters within a Hamming radius keep their largest copy, and
-samples close to another dataset (an evaluation set) are dropped.
+"""Near duplicates by pHash: clusters within a Hamming radius keep their best copy (the keeper
+rule, `keeper.py`).
 
-Both are dedup stages (`merge.DedupStage`): metadata in, merges out, no pixels. The radius
+It is a dedup stage (`merge.DedupStage`): metadata in, merges out, no pixels. The radius
 default comes from bench/calibrate_dedup.py (docs/BENCHMARKS.md, 29 photos): at 6 every
 downscale, JPEG re-encode and mild tone change is found; the closest distinct pair seen was at
 8 (two near-featureless photos under the same watermark), and the fitted tail of distinct-photo
@@ -16,16 +16,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shards import Dataset
 from shards.errors import ConfigError
 
-from .exact import provenance_rank
-from .hamming import across, parse_hex, within
+from .hamming import parse_hex, within
+from .keeper import choose
 from .merge import Merge, places
 
 DEFAULT_RADIUS = 6
 NEAR_REASON = "near-duplicate"
-EXCLUDED_REASON = "excluded"
 
 
 class UnionFind:
@@ -70,11 +68,6 @@ def clusters(hashes: np.ndarray, radius: int) -> list[list[int]]:
     return [order[f:f + c].tolist() for f, c in zip(first, counts) if c > 1]
 
 
-def keeper_rank(row: dict[str, Any]) -> tuple:
-    """Higher is better: the most pixels (the point of the dataset), then provenance."""
-    return (row["width"] * row["height"], *provenance_rank(row))
-
-
 @dataclass(frozen=True)
 class NearDedup:
     radius: int = DEFAULT_RADIUS
@@ -86,7 +79,7 @@ class NearDedup:
 
     def describe(self) -> dict[str, Any]:
         return {"stage": self.name, "radius": self.radius,
-                "keep": "most pixels, then provenance (licence, attribution, source), then input order"}
+                "keep": "most pixels, then quality, then provenance (licence, attribution, source), then input order"}
 
     def plan(self, kept: pa.Table) -> list[Merge]:
         if kept.num_rows < 2:
@@ -96,56 +89,12 @@ class NearDedup:
         merges = []
         for rows in clusters(hashes, self.radius):
             records = kept.take(rows).to_pylist()
-            # rows are in input order and max() keeps the first of equals: ties go to the earliest
-            best = max(range(len(rows)), key=lambda k: keeper_rank(records[k]))
+            best, why = choose(records)  # rows are in input order: arrival breaks ties
             keep = records[best]
             for k, i in enumerate(rows):
                 if k != best:
                     distance = int(hashes[i] ^ hashes[rows[best]]).bit_count()
                     merges.append(Merge(where[i], where[rows[best]], NEAR_REASON,
                                         f"pHash {distance} bits from {keep['key']} "
-                                        f"({keep['width']}x{keep['height']}, kept)"))
-        return merges
-
-
-@dataclass(frozen=True)
-class ExcludeNear:
-    """Drop every sample within the radius of a sample of another dataset (e.g. the test set),
-    so that nothing leaks between train and test. Reads only those datasets' index."""
-
-    datasets: tuple[str, ...]
-    radius: int = DEFAULT_RADIUS
-    name: str = "exclude"
-
-    def __post_init__(self) -> None:
-        for url in self.datasets:  # a wrong path fails now, not after hours of fetching
-            Dataset(url)
-
-    def describe(self) -> dict[str, Any]:
-        return {"stage": self.name, "datasets": list(self.datasets), "radius": self.radius}
-
-    def base(self) -> tuple[np.ndarray, list[str], list[str]]:
-        hashes, keys, names = [], [], []
-        for url in self.datasets:
-            index = Dataset(url).index.select(["key", "phash"])
-            hashes.append(parse_hex(index["phash"].to_pylist()))
-            keys += index["key"].to_pylist()
-            names += [url] * index.num_rows
-        return (np.concatenate(hashes) if hashes else np.empty(0, np.uint64)), keys, names
-
-    def plan(self, kept: pa.Table) -> list[Merge]:
-        base, keys, names = self.base()
-        if kept.num_rows == 0 or base.size == 0:
-            return []
-        # distinct values only: a test set's many copies of one hash would multiply the pairs
-        values, first = np.unique(base, return_index=True)
-        q, b, d = across(parse_hex(kept["phash"].to_pylist()), values, self.radius)
-        b = first[b]
-        where = places(kept)
-        merges, seen = [], set()
-        for i, j, dist in zip(q.tolist(), b.tolist(), d.tolist()):  # sorted by query: first match names it
-            if i not in seen:
-                seen.add(i)
-                merges.append(Merge(where[i], None, EXCLUDED_REASON,
-                                    f"pHash {dist} bits from {keys[j]} in {names[j]}"))
+                                        f"({keep['width']}x{keep['height']}, kept: {why})", why))
         return merges

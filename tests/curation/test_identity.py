@@ -1,7 +1,9 @@
 """The same input gives the same dataset, byte for byte: shards, index, rejects and dedup
 records, and the manifest apart from its timestamps. The digests below were recorded with the
 code before the curation refactor of issue 10 (a folder, an `--add` to it, a URL list), so any
-change to what curation writes shows up here, not in a user's dataset.
+change to what curation writes shows up here, not in a user's dataset. Issue 15 re-recorded
+the records only: the dedup records and rejects now say why each keeper won, and the manifest
+lists the crop stage; shards and index are the bytes recorded before.
 
 The inputs are generated, so the test runs without ../shared/photos; if this machine's image
 encoders give other input bytes, the recorded digests cannot apply and the test says so.
@@ -106,16 +108,16 @@ FLAGS = ["--no-ray", "--min-side", "64", "--max-bytes", "300KB", "--shard-size",
 EXPECTED = {
     "inputs": {"all": "b96220011a9bde00"},
     "folder": {"index.parquet": "810dcdb6b2a88622", "shards/shard-000000.tar": "034b0581ef7a8f33",
-               "shards/shard-000001.tar": "061ab7ead9e9afd6", "work/dedup.parquet": "05a0a4417b6c2696",
-               "work/rejects.parquet": "64cc3dc02679b093", "dataset.json": "0c12d7559fa9176f"},
+               "shards/shard-000001.tar": "061ab7ead9e9afd6", "work/dedup.parquet": "d3548f1acd1a1c83",
+               "work/rejects.parquet": "3a790da0e050f6bc", "dataset.json": "2a2ed3c1346a70e2"},
     # shard 0 held a2 (now replaced by its larger copy) and a3 (absorbs a copy): rewritten as 2
     "add": {"index.parquet": "0125aa79d24f6139", "shards/shard-000001.tar": "061ab7ead9e9afd6",
             "shards/shard-000002.tar": "dd89e946c1cf872a", "shards/shard-000003.tar": "c49031541ca3737b",
-            "work/dedup.parquet": "42e142c01e1c6d83", "work/rejects.parquet": "fe07ac0203a0318d",
-            "dataset.json": "169e35ee3dc9531b"},
+            "work/dedup.parquet": "dd1151a081ed0496", "work/rejects.parquet": "0c7762cbc892f096",
+            "dataset.json": "a1b04b5805c702aa"},
     "urls": {"index.parquet": "6666f70a259da17b", "shards/shard-000000.tar": "313209cf57a72968",
-             "work/dedup.parquet": "903fe36765d9e091", "work/rejects.parquet": "d6fe75a7efdbf9f1",
-             "dataset.json": "aaacd4498ef6195e"},
+             "work/dedup.parquet": "c938c9994a8144e9", "work/rejects.parquet": "d6fe75a7efdbf9f1",
+             "dataset.json": "3a7d6ab88f52a2ed"},
 }
 
 

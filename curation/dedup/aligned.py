@@ -1,0 +1,189 @@
+"""Crops and overlays: the second near-duplicate stage, on stored signatures only.
+
+Candidates come from the windows' hashes (`signature.WINDOWS`), searched within a radius:
+- one image's full frame against another's inset windows: a crop of up to ~6% per side;
+- full frame against full frame, and each band-free window against the same window of the
+  other: a smaller crop, or an overlay in a corner or along an edge.
+
+Each candidate pair is then checked by alignment (`align.py`): it is a copy only when one image
+sits inside the other at a uniform scale and their aligned thumbnails agree. Half-overlapping
+crops, shifted views of one scene and tiles of one photo stick out of each other's frame and
+stay distinct. Accepted pairs form clusters, and each cluster keeps one copy by the keeper rule
+(`keeper.py`). Samples without a signature (datasets made before signatures were stored) take
+no part: the pHash stage still sees them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shards.errors import ConfigError
+
+from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
+from .hamming import across, within
+from .keeper import choose
+from .merge import Merge, places
+from .near import UnionFind
+from .signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
+
+DEFAULT_ALIGN_RADIUS = 6
+ALIGNED_REASON = "near-duplicate"
+SAME_FRAME = Box(0.015, 0.015, 0.97, 0.97)  # a same-window match: equal frames or a crop of ~0-3%
+
+
+@dataclass(frozen=True)
+class Candidate:
+    a: int  # rows in the signed table
+    b: int
+    window_a: int  # indexes into signature.WINDOWS
+    window_b: int
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The rows that have a signature: their hashes, thumbnails and sizes, and where they are."""
+
+    rows: np.ndarray  # row in the table each signed row came from
+    hashes: np.ndarray  # (n, len(WINDOWS)) uint64
+    thumbs: np.ndarray  # (n, side, side) uint8
+    sizes: np.ndarray  # (n, 2) width, height
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Signed:
+        if "windows" not in table.column_names:
+            return cls(np.empty(0, np.int64), np.empty((0, len(WINDOWS)), np.uint64),
+                       np.empty((0, 1, 1), np.uint8), np.empty((0, 2), np.int64))
+        have = pc.is_valid(table["windows"]).combine_chunks() if table.num_rows else pa.array([], pa.bool_())
+        rows = np.flatnonzero(np.asarray(have.to_numpy(zero_copy_only=False), bool))
+        part = table.take(pa.array(rows, pa.int64()))
+        return cls(rows, hashes_of(part["windows"].combine_chunks()), thumbs_of(part["thumb"].combine_chunks()),
+                   np.stack([np.asarray(part["width"], np.int64), np.asarray(part["height"], np.int64)], axis=1))
+
+
+def _box(window: int) -> Box:
+    left, top, right, bottom = WINDOWS[list(WINDOWS)[window]]
+    return Box(left, top, 1 - left - right, 1 - top - bottom)
+
+
+def candidates(hashes: np.ndarray, radius: int, base: np.ndarray | None = None) -> Iterator[Candidate]:
+    """Window matches within `radius`: in one set (`base` None, each pair once) or from
+    `hashes` (a) to `base` (b). Each pair is named once, by its closest match."""
+    other = hashes if base is None else base
+    found = []  # arrays: a, b, window of a, window of b, distance
+    for window in (FULL, *BANDS):  # same window against same window
+        a, b, d = within(hashes[:, window], radius) if base is None else across(hashes[:, window], other[:, window], radius)
+        found.append((a, b, np.full(a.size, window), np.full(a.size, window), d))
+    insets = np.array(INSETS)
+    # full frame against inset windows: the full frame's image may be the crop
+    a, k, d = across(hashes[:, FULL], other[:, insets].ravel(), radius)
+    found.append((a, k // insets.size, np.full(a.size, FULL), insets[k % insets.size], d))
+    if base is not None:  # in one set, the search above met every pair both ways already
+        b, k, d = across(other[:, FULL], hashes[:, insets].ravel(), radius)
+        found.append((k // insets.size, b, insets[k % insets.size], np.full(b.size, FULL), d))
+    a, b, wa, wb, d = (np.concatenate(column).astype(np.int64) for column in zip(*found))
+    if base is None:  # one set: drop an image against itself, and name each pair low to high
+        keep = a != b
+        a, b, wa, wb, d = a[keep], b[keep], wa[keep], wb[keep], d[keep]
+        swap = a > b
+        a, b = np.where(swap, b, a), np.where(swap, a, b)
+        wa, wb = np.where(swap, wb, wa), np.where(swap, wa, wb)
+    order = np.lexsort((wb, wa, d, b, a))  # per pair, the closest match first
+    a, b, wa, wb = a[order], b[order], wa[order], wb[order]
+    first = np.ones(a.size, bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    for x, y, u, v in zip(a[first].tolist(), b[first].tolist(), wa[first].tolist(), wb[first].tolist()):
+        yield Candidate(x, y, u, v)
+
+
+def hypotheses(c: Candidate) -> list[tuple[str, Box]]:
+    """Where the inner image may sit in the outer one ("a" in "b" or "b" in "a"), likeliest
+    first. A low-texture image can match the wrong way round, so the other way is tried too."""
+    if c.window_a == c.window_b:
+        return [("a", SAME_FRAME), ("b", SAME_FRAME)]
+    if c.window_a == FULL:  # a's whole frame looks like an inset window of b: a is the crop
+        return [("a", _box(c.window_b)), ("b", SAME_FRAME)]
+    return [("b", _box(c.window_a)), ("a", SAME_FRAME)]
+
+
+def verify(c: Candidate, left: Signed, right: Signed, threshold: float) -> tuple[str, Alignment] | None:
+    """Which image of the pair ("a" or "b") is the inner, cropped copy, and how it aligns;
+    None when the pair is not one image."""
+    for inner_side, box in hypotheses(c):
+        if inner_side == "a":
+            inner, outer = left.thumbs[c.a], right.thumbs[c.b]
+            (wi, hi), (wo, ho) = left.sizes[c.a], right.sizes[c.b]
+        else:
+            inner, outer = right.thumbs[c.b], left.thumbs[c.a]
+            (wi, hi), (wo, ho) = right.sizes[c.b], left.sizes[c.a]
+        found = align(outer, inner, box, (hi / ho) / (wi / wo))
+        if accept(found, threshold):
+            return inner_side, found
+    return None
+
+
+def describe_alignment(found: Alignment) -> str:
+    crops = [max(0.0, m) for m in found.box.margins()]
+    if max(crops) < 0.01:
+        return f"same frame (aligned thumbnails agree at {found.score:.2f})"
+    sides = ", ".join(f"{name} {m:.1%}" for name, m in zip(("left", "top", "right", "bottom"), crops) if m >= 0.01)
+    return f"crop ({sides}; aligned thumbnails agree at {found.score:.2f})"
+
+
+@dataclass(frozen=True)
+class AlignedDedup:
+    radius: int = DEFAULT_ALIGN_RADIUS
+    threshold: float = DEFAULT_THRESHOLD
+    name: str = "near-aligned"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.radius <= 16:
+            raise ConfigError(f"aligned dedup radius must be in 0..16 bits, got {self.radius}")
+        if not 0.5 <= self.threshold <= 1.0:
+            raise ConfigError(f"alignment threshold must be in 0.5..1.0, got {self.threshold}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"stage": self.name, "radius": self.radius, "threshold": self.threshold,
+                "windows": {name: list(m) for name, m in WINDOWS.items()},
+                "keep": "most pixels, then quality, then provenance, then input order"}
+
+    def plan(self, kept: pa.Table) -> list[Merge]:
+        signed = Signed.of(kept)
+        if signed.rows.size < 2:
+            return []
+        uf = UnionFind(signed.rows.size)
+        how: dict[int, str] = {}
+        for c in candidates(signed.hashes, self.radius):
+            verdict = verify(c, signed, signed, self.threshold)
+            if verdict is not None:
+                inner, found = verdict
+                uf.union(c.a, c.b)
+                how[c.b if inner == "b" else c.a] = describe_alignment(found)
+        return self._merges(kept, signed, uf, how)
+
+    def _merges(self, kept: pa.Table, signed: Signed, uf: UnionFind, how: dict[int, str]) -> list[Merge]:
+        groups: dict[int, list[int]] = {}
+        for k in range(signed.rows.size):
+            groups.setdefault(uf.find(k), []).append(k)
+        where = places(kept)
+        merges = []
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            rows = sorted(int(signed.rows[k]) for k in members)  # input order: arrival breaks ties
+            records = kept.take(rows).to_pylist()
+            best, why = choose(records)
+            by_row = {int(signed.rows[k]): k for k in members}
+            for n, row in enumerate(rows):
+                if n != best:
+                    keep = records[best]
+                    relation = how.get(by_row[row], "a copy within its frame")
+                    merges.append(Merge(where[row], where[rows[best]], ALIGNED_REASON,
+                                        f"{relation}; of {keep['key']} ({keep['width']}x{keep['height']}, kept: {why})",
+                                        why))
+        return merges

@@ -1,0 +1,63 @@
+"""Where the dedup signatures (`dedup/signature.py`) live, and how they meet the metadata.
+
+A fetch slice writes `signatures.parquet` beside its index, one row per kept sample in index
+order, before its completion marker. A finished dataset keeps the signatures of its samples
+in `work/signatures.parquet` (by key), written with the dedup records before the shards are
+packed, so that `--add` and `--exclude` can match new images against it later. A dataset
+made before signatures were stored (or by another tool, or with its work folder removed) has
+none: its samples get null signatures, and only the pHash stages see them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from shards.manifest import WORK_DIR
+
+from .dedup.signature import SCHEMA
+
+__all__ = ["DATASET_SIGNATURES", "SCHEMA", "SIGNATURES_NAME", "attach", "of_dataset", "read", "select"]
+
+SIGNATURES_NAME = "signatures.parquet"
+DATASET_SIGNATURES = f"{WORK_DIR}/{SIGNATURES_NAME}"
+COLUMNS = tuple(name for name in SCHEMA.names if name != "key")
+
+
+def read(path: Path) -> pa.Table | None:
+    """A signature file, or None where there is none."""
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        return None
+    return table.select(list(SCHEMA.names)).cast(SCHEMA)
+
+
+def attach(table: pa.Table, signatures: pa.Table | None) -> pa.Table:
+    """`table` (with a `key` column) with the signature columns joined on by key; nulls where a
+    sample has none. Rows keep their order."""
+    found = signatures if signatures is not None else SCHEMA.empty_table()
+    where = pc.index_in(table["key"], value_set=found["key"])
+    for name in COLUMNS:
+        column = found[name].combine_chunks() if found.num_rows else pa.array([], SCHEMA.field(name).type)
+        table = table.append_column(name, pc.take(column, where) if found.num_rows
+                                    else pa.nulls(table.num_rows, SCHEMA.field(name).type))
+    return table
+
+
+def select(table: pa.Table) -> pa.Table:
+    """The signature rows of `table` (metadata with the signature columns), those it has."""
+    if "windows" not in table.column_names:
+        return SCHEMA.empty_table()
+    rows = table.select(list(SCHEMA.names)).filter(pc.is_valid(table["windows"]))
+    return rows.cast(SCHEMA)
+
+
+def of_dataset(dataset: str | Path) -> pa.Table | None:
+    """A local dataset's stored signatures; None for a URL or a dataset without them."""
+    if "://" in str(dataset):
+        return None
+    return read(Path(dataset) / DATASET_SIGNATURES)
