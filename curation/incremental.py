@@ -32,6 +32,7 @@ from shards.reader import group_samples, iter_members
 
 from . import signatures
 from .dedup import MergePlan, Place, places, plan_merges, repeated_keys
+from .dedup.aligned import unsigned
 from .engine import Engine
 from .items import REJECTS_SCHEMA
 from .pack import (
@@ -95,6 +96,7 @@ def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engi
     rejects = pa.concat_tables([final_rejects(rejects, relabel, merges), present])
     skip = set(places(new_all)) - set(places(new)) if new is not None else set()  # already there
     curation = _record(dataset.manifest["curation"], source, work, merges, rejects, plan)
+    curation["dedup"]["unsigned"] = unsigned(combined, config.dedup)  # now, not summed over additions
     stages = curation["dedup"].get("stages", [])
     curation["dedup"]["stages"] = list(dict.fromkeys([*stages, *(s.name for s in config.dedup)]))
     index_data, manifest, replaced, moves = _splice(out, work, dataset, merges, plan, skip, config, events, curation)

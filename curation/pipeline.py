@@ -18,6 +18,7 @@ from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
 from shards.writer import DEFAULT_SHARD_BYTES
 
 from .dedup import DedupStage, plan_merges, repeated_keys, stages
+from .dedup.aligned import unsigned
 from .engine import Engine
 from .fetch import WorkerConfig, room_for
 from .pack import final_rejects, pack, read_staging, reject_counts, write_records
@@ -139,7 +140,8 @@ def run(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: 
         "counts": {"items": items, "kept": items - rejects.num_rows, "rejected": rejects.num_rows,
                    "slices": plan.slices},
         "rejects": reject_counts(rejects),
-        "dedup": {"stages": [s.name for s in config.dedup], **merges.summary()},
+        "dedup": {"stages": [s.name for s in config.dedup], **merges.summary(),
+                  "unsigned": unsigned(kept, config.dedup)},
     }
     advance = events.phase("pack", curation["counts"]["kept"])
     writer_config = WriterConfig(max_shard_bytes=config.max_shard_bytes, name=config.name)

@@ -78,6 +78,9 @@ def summary_table(manifest: dict[str, Any]) -> Table:
     for reason, n in (curation.get("rejects") or {}).items():
         table.add_row(f"  {reason}", f"{n:,}")
     table.add_row("duplicates merged", f"{stats.get('duplicates_merged', 0):,}")
+    if (dedup := curation.get("dedup") or {}).get("unsigned"):
+        # samples of a dataset made before signatures were stored: the crop stage cannot see them
+        table.add_row("[yellow]no crop signature", f"[yellow]{dedup['unsigned']:,} (matched by pHash only)")
     table.add_row("bytes", f"{human_bytes(stats.get('image_bytes', 0))} in {manifest['num_shards']} shards")
     side = stats.get("min_side_percentiles") or {}
     mp = stats.get("megapixel_percentiles") or {}

@@ -187,3 +187,10 @@ class AlignedDedup:
                                         f"{relation}; of {keep['key']} ({keep['width']}x{keep['height']}, kept: {why})",
                                         why))
         return merges
+
+
+def unsigned(table: pa.Table | None, stages) -> int:
+    """How many samples the aligned stage cannot see, for want of a signature; 0 without it."""
+    if table is None or not any(isinstance(s, AlignedDedup) for s in stages):
+        return 0
+    return table.num_rows - Signed.of(table).rows.size

@@ -2,13 +2,13 @@
 test set), so that nothing leaks between train and test. The same matches as deduplication:
 pHash within the radius, and with the aligned stage, crops and overlays either way round (a
 training image that is a crop of a test image, or contains one). Reads only the other
-datasets' index and stored signatures; a dataset without signatures is matched by pHash only,
-and the plan says how many of its samples that was.
+datasets' index and stored signatures; a dataset without signatures (made before they were
+stored, or by `anyres-shards pack`) is matched by pHash only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,6 @@ class ExcludeNear:
     radius: int = DEFAULT_RADIUS
     aligned: AlignedDedup | None = None  # also crops and overlays, by the aligned stage's settings
     name: str = "exclude"
-    unsigned: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for url in self.datasets:  # a wrong path fails now, not after hours of fetching
@@ -48,10 +47,7 @@ class ExcludeNear:
         tables, names = [], []
         for url in self.datasets:
             index = Dataset(url).index.select(["key", "phash", "width", "height"])
-            stored = signatures.of_dataset(url)
-            table = signatures.attach(index, stored)
-            self.unsigned[url] = table.num_rows - (0 if stored is None else signatures.select(table).num_rows)
-            tables.append(table)
+            tables.append(signatures.attach(index, signatures.of_dataset(url)))
             names += [url] * index.num_rows
         return pa.concat_tables(tables), names
 

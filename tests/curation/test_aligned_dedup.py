@@ -1,0 +1,163 @@
+"""Issue 15 through whole runs (inline engine, real photos when present): the keeper rule picks
+the best of equal-sized copies in every arrival order, crops and overlays collapse onto their
+original while crops that only overlap stay apart, `--add` and `--exclude` follow the same
+rules, and a dataset made before signatures were stored still reads and takes an addition."""
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageDraw
+
+from curation.dedup import stages
+from curation.engine import InlineEngine
+from curation.incremental import add
+from curation.pipeline import curate
+from curation.signatures import DATASET_SIGNATURES
+from curation.sources.folder import FolderSource
+from shards import Dataset
+from shards.verify import verify_dataset
+from tests.shards.images import encode
+
+from .corpus import photo
+from .helpers import fast_config, rejects_of
+
+W, H = 960, 640
+
+
+def config(mode: str = "crops", exclude: tuple[str, ...] = ()):
+    return dataclasses.replace(fast_config(slice_size=3, min_side=64), dedup=stages(mode, exclude=exclude))
+
+
+def crop(image: Image.Image, fraction: float, sides: str = "lrtb") -> Image.Image:
+    dx, dy = round(image.width * fraction), round(image.height * fraction)
+    return image.crop(("l" in sides and dx, "t" in sides and dy, image.width - ("r" in sides and dx),
+                       image.height - ("b" in sides and dy)))
+
+
+def overlay(image: Image.Image) -> Image.Image:
+    """A watermark: a 40% x 8% semi-opaque box with text in the lower right corner."""
+    out = image.convert("RGBA")
+    layer = Image.new("RGBA", out.size, (0, 0, 0, 0))
+    box = (int(W * 0.57), int(H * 0.89), int(W * 0.97), int(H * 0.97))
+    draw = ImageDraw.Draw(layer)
+    draw.rectangle(box, fill=(255, 255, 255, 150))
+    draw.text((box[0] + 8, box[1] + 6), "(c) example.com", fill=(0, 0, 0, 230), font_size=30)
+    return Image.alpha_composite(out, layer).convert("RGB")
+
+
+def write(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def run(folder: Path, out: Path, mode: str = "crops", exclude: tuple[str, ...] = ()) -> Dataset:
+    curate(FolderSource(str(folder)), out, config(mode, exclude), InlineEngine())
+    return Dataset(str(out))
+
+
+def kept_bytes(dataset: Dataset) -> set[bytes]:
+    return {sample.data for sample in dataset.iter_samples()}
+
+
+def test_a_q70_reencode_never_wins_over_the_original_in_any_arrival_order(tmp_path):
+    base = photo(1, W, H)
+    versions = {"original": encode(base, "JPEG", quality=95), "q70": encode(base, "JPEG", quality=70),
+                "q85": encode(base, "JPEG", quality=85)}
+    for n, order in enumerate(itertools.permutations(versions)):
+        # the folder source reads files in name order: the prefix sets the arrival order
+        folder = write(tmp_path / f"in{n}", {f"{k}-{name}.jpg": versions[name] for k, name in enumerate(order)})
+        dataset = run(folder, tmp_path / f"ds{n}", mode="pixels")
+        assert kept_bytes(dataset) == {versions["original"]}, order
+        records = pq.read_table(tmp_path / f"ds{n}" / "work" / "dedup.parquet").to_pylist()
+        assert {r["reason"] for r in records} == {"near-duplicate"}
+        assert all(r["kept_because"].startswith("higher quality (95 against") for r in records), records
+
+
+def test_crops_and_an_overlay_collapse_onto_the_original(tmp_path):
+    base = photo(2, W, H)
+    files = {"a-original.jpg": encode(base, "JPEG", quality=92),
+             "b-crop-3.5.jpg": encode(crop(base, 0.035), "JPEG", quality=90),
+             "c-crop-5.jpg": encode(crop(base, 0.05), "JPEG", quality=90),
+             "d-crop-5-left-top.jpg": encode(crop(base, 0.05, "lt"), "JPEG", quality=90),
+             "e-overlay.jpg": encode(overlay(base), "JPEG", quality=90),
+             "f-other-photo.jpg": encode(photo(3, W, H), "JPEG", quality=90)}
+    folder = write(tmp_path / "in", files)
+    dataset = run(folder, tmp_path / "ds")
+    assert kept_bytes(dataset) == {files["a-original.jpg"], files["f-other-photo.jpg"]}
+    rejects = {Path(r["source_id"]).stem: r for r in rejects_of(tmp_path / "ds")}
+    assert set(rejects) == {"b-crop-3.5", "c-crop-5", "d-crop-5-left-top", "e-overlay"}
+    assert {r["reason"] for r in rejects.values()} == {"near-duplicate"}
+    assert "most pixels" in rejects["c-crop-5"]["detail"]
+    original = next(r for r in dataset.index.to_pylist() if r["source_id"] == "a-original.jpg")
+    assert original["dup_count"] == 4
+
+
+def test_two_crops_overlapping_by_half_or_shifted_by_a_fifth_stay_apart(tmp_path):
+    big = photo(4, 2 * W, 2 * H)
+    half = {"a-left.jpg": big.crop((0, 0, W, H)), "b-right.jpg": big.crop((W // 2, 0, W // 2 + W, H)),
+            # a burst: the same scene a moment apart, the frame moved by a fifth
+            "c-scene.jpg": big.crop((0, 0, int(1.6 * W), int(1.6 * H))),
+            "d-scene-moved.jpg": big.crop((int(0.4 * W), 0, int(0.4 * W) + int(1.6 * W), int(1.6 * H)))}
+    folder = write(tmp_path / "in", {name: encode(im, "JPEG", quality=90) for name, im in half.items()})
+    dataset = run(folder, tmp_path / "ds")
+    assert len(dataset) == 4
+    assert rejects_of(tmp_path / "ds") == []
+
+
+def test_add_and_exclude_follow_the_same_rules(tmp_path):
+    base = photo(5, W, H)
+    q70, q95 = encode(base, "JPEG", quality=70), encode(base, "JPEG", quality=95)
+    cropped = encode(crop(base, 0.05), "JPEG", quality=90)
+    marked = encode(overlay(base), "JPEG", quality=90)
+    out = tmp_path / "ds"
+    run(write(tmp_path / "first", {"photo-q70.jpg": q70}), out)
+    # the crop and the overlay go, and the better re-encode at the same size replaces the q70
+    add(FolderSource(str(write(tmp_path / "more", {"crop.jpg": cropped, "overlay.jpg": marked, "q95.jpg": q95}))),
+        out, config(), InlineEngine())
+    dataset = Dataset(str(out))
+    assert kept_bytes(dataset) == {q95}
+    reasons = {Path(r["source_id"]).stem: r["reason"] for r in rejects_of(out)}
+    assert reasons == {"crop": "near-duplicate", "overlay": "near-duplicate", "photo-q70": "near-duplicate"}
+    assert verify_dataset(str(out)).ok
+    # the same copies, curated elsewhere with --exclude of that dataset, are all dropped
+    dataset = run(write(tmp_path / "elsewhere", {"crop.jpg": cropped, "overlay.jpg": marked,
+                                                 "other.jpg": encode(photo(6, W, H), "JPEG")}),
+                  tmp_path / "train", exclude=(str(out),))
+    assert len(dataset) == 1
+    assert {Path(r["source_id"]).stem: r["reason"] for r in rejects_of(tmp_path / "train")} == {
+        "crop": "excluded", "overlay": "excluded"}
+
+
+def test_a_dataset_made_before_signatures_reads_and_takes_an_add(tmp_path):
+    base = photo(7, W, H)
+    out = tmp_path / "ds"
+    run(write(tmp_path / "first", {"photo.jpg": encode(base, "JPEG", quality=92),
+                                   "other.jpg": encode(photo(8, W, H), "JPEG")}), out)
+    (out / DATASET_SIGNATURES).unlink()  # what a dataset made before this change looks like
+    assert verify_dataset(str(out)).ok
+    add(FolderSource(str(write(tmp_path / "more", {"crop.jpg": encode(crop(base, 0.05), "JPEG", quality=90),
+                                                   "third.jpg": encode(photo(9, W, H), "JPEG")}))),
+        out, config(), InlineEngine())
+    dataset = Dataset(str(out))
+    # the old samples have no signature: the crop stage cannot see them, only pHash can
+    manifest = dataset.manifest["curation"]
+    assert manifest["dedup"]["unsigned"] == 2
+    assert len(dataset) in (3, 4)  # the crop stays unless its pHash is within the radius
+    stored = pq.read_table(out / DATASET_SIGNATURES)
+    assert set(stored["key"].to_pylist()) <= set(dataset.index["key"].to_pylist())
+    assert stored.num_rows == len(dataset) - 2  # only what was added has a signature
+    assert verify_dataset(str(out)).ok
+
+
+@pytest.mark.parametrize("mode, kept", [("off", 3), ("exact", 2), ("pixels", 1), ("crops", 1)])
+def test_each_mode_merges_what_it_says(tmp_path, mode, kept):
+    base = photo(10, W, H)
+    same = encode(base, "JPEG", quality=92)
+    files = {"a.jpg": same, "b-same-bytes.jpg": same, "c-half.jpg": encode(base.resize((W // 2, H // 2)), "JPEG")}
+    dataset = run(write(tmp_path / "in", files), tmp_path / "ds", mode=mode)
+    assert len(dataset) == kept
