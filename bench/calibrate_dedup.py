@@ -1,20 +1,27 @@
-"""Calibrate the near-duplicate radius: pHash distances of true copies against distinct images.
+"""Calibrate near-duplicate detection: pHash distances and the crop stage's decisions on true
+copies against distinct images.
 
     .venv/bin/python bench/calibrate_dedup.py [--photos ../shared/photos [MORE ...]] [--radius 0..16]
-        [--json calibration.json]
+        [--align-radius 6] [--threshold 0.9] [--json calibration.json]
 
 From every real photo it makes the copies a scrape meets: downscales to 1/2, 1/4 and 1/8, JPEG
-re-encodes at quality 60 to 95, border crops of 2 to 5%, mild brightness and contrast changes,
-and a watermark-sized overlay. Each (original, copy) pair is a positive. Negatives are every
-pair of images made from two different photos (originals and copies alike), and pairs of
-distinct crops of one photo (a 3x3 grid of tiles, and crops half overlapping), the hardest
-case for a global hash. The pHash is the project's own (`shards.probe.probe_image`), computed
-from the encoded bytes exactly as curation does. Prints recall per transformation and the
-false-positive rate per negative kind at each radius, and the largest radius without a false
-positive at scale, which is the default `--dedup-radius`: the distinct-photo distances are fitted
-with a normal distribution, and the chosen radius is the largest whose fitted tail predicts at
-most `--max-false` falsely merged pairs among a million images (5e11 pairs), far more pairs than
-any calibration set can hold; of radii that find the same copies, the smallest.
+re-encodes at quality 60 to 95, mild brightness and contrast changes; border crops of 2 to 10% on
+all sides and on two sides (left + top, right + bottom), a 5% crop downscaled and re-encoded;
+and overlays (a semi-opaque box with text) of three sizes at three opacities in the lower right
+corner, and one size in two other corners. Each (original, copy) pair is a positive. Negatives:
+every pair of images made from two different photos (originals and copies alike), and distinct
+crops of one photo, the hardest case: the 3x3 tiles, crops overlapping by half, and a burst (the
+same scene with the frame moved by a fifth). Hashes and signatures are the project's own
+(`shards.probe`, `curation.dedup.signature`), from the encoded bytes exactly as curation makes them.
+
+Prints, per transformation, the recall of `--dedup pixels` (pHash within the radius) and of
+`--dedup crops` (that, or a window-hash candidate accepted by the alignment check, as the crop
+stage decides it), and the false pairs per negative kind for both. The pHash radius is chosen as
+before: the largest radius without a false positive at scale (the distinct-photo distances are
+fitted with a normal distribution, and the radius is the largest whose fitted tail predicts at
+most `--max-false` falsely merged pairs among a million images), then the smallest radius finding
+the same copies. The alignment threshold's margin is shown by forcing the check on every
+negative pair of originals and crops of one photo, whether the hashes proposed it or not.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from shards.probe import probe_image  # noqa: E402
+from curation.dedup.align import DEFAULT_THRESHOLD, QUADRANT_FLOOR, align  # noqa: E402
+from curation.dedup.aligned import DEFAULT_ALIGN_RADIUS, SAME_FRAME, Signed, candidates, verify, window_box  # noqa: E402
+from curation.dedup.signature import INSETS, THUMB_SIDE, signature  # noqa: E402
+from shards.probe import decode_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,15 +60,18 @@ def border_crop(image: Image.Image, fraction: float, sides: str = "lrtb") -> Ima
                        h - ("b" in sides and dy)))
 
 
-def watermark(image: Image.Image, text: str = "(c) example.com") -> Image.Image:
-    """A semi-opaque box with text in the lower right corner, about 25% x 6% of the image."""
+def watermark(image: Image.Image, width: float = 0.25, height: float = 0.06, opacity: float = 0.55,
+              corner: str = "lower right", text: str = "(c) example.com") -> Image.Image:
+    """A semi-opaque white box with text, `width` x `height` of the image, 3% in from a corner."""
     out = image.convert("RGBA")
     w, h = out.size
+    bw, bh = int(w * width), int(h * height)
+    x0 = int(w * 0.97) - bw if "right" in corner else int(w * 0.03)
+    y0 = int(h * 0.97) - bh if "lower" in corner else int(h * 0.03)
     layer = Image.new("RGBA", out.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    box = (int(w * 0.72), int(h * 0.91), int(w * 0.97), int(h * 0.97))
-    draw.rectangle(box, fill=(255, 255, 255, 140))
-    draw.text((box[0] + 8, box[1] + 4), text, fill=(0, 0, 0, 220), font_size=max(10, (box[3] - box[1]) // 2))
+    draw.rectangle((x0, y0, x0 + bw, y0 + bh), fill=(255, 255, 255, int(255 * opacity)))
+    draw.text((x0 + 8, y0 + 4), text, fill=(0, 0, 0, 220), font_size=max(10, bh // 2))
     return Image.alpha_composite(out, layer).convert("RGB")
 
 
@@ -71,89 +84,159 @@ def copies(image: Image.Image) -> dict[str, bytes]:
     half = image.resize((w // 2, h // 2), Image.Resampling.LANCZOS)  # re-encodes at a web size
     for q in (60, 75, 85, 95):
         out[f"jpeg q{q}"] = jpeg(half, q)
-    for f in (0.02, 0.035, 0.05):
-        out[f"border crop {f:.1%} all sides"] = jpeg(border_crop(half, f))
-    out["border crop 5% left+top"] = jpeg(border_crop(half, 0.05, "lt"))
     for factor in (0.85, 1.15):
         out[f"brightness x{factor}"] = jpeg(ImageEnhance.Brightness(half).enhance(factor))
         out[f"contrast x{factor}"] = jpeg(ImageEnhance.Contrast(half).enhance(factor))
-    out["watermark overlay"] = jpeg(watermark(half))
-    out["downscale 1/4 + q70 + crop 2%"] = jpeg(border_crop(image.resize((w // 4, h // 4)), 0.02), 70)
+    for f in (0.02, 0.035, 0.05, 0.075, 0.10):
+        out[f"crop {f:.1%} all sides"] = jpeg(border_crop(half, f))
+        out[f"crop {f:.1%} left + top"] = jpeg(border_crop(half, f, "lt"))
+        out[f"crop {f:.1%} right + bottom"] = jpeg(border_crop(half, f, "rb"))
+    out["crop 5% + 1/4 + q70"] = jpeg(border_crop(image, 0.05).resize((w // 4, h // 4)), 70)
+    out["1/4 + q70 + crop 2%"] = jpeg(border_crop(image.resize((w // 4, h // 4)), 0.02), 70)
+    for size in ((0.15, 0.05), (0.25, 0.06), (0.40, 0.10)):
+        for opacity in (0.3, 0.55, 0.85):
+            out[f"overlay {size[0]:.0%} x {size[1]:.0%} at {opacity:.0%}"] = jpeg(watermark(half, *size, opacity))
+    for corner in ("upper left", "lower left"):
+        out[f"overlay 25% x 6% at 55%, {corner}"] = jpeg(watermark(half, corner=corner))
     return out
 
 
-def crops(image: Image.Image) -> tuple[list[bytes], list[tuple[bytes, bytes]]]:
-    """Distinct crops of one photo: a 3x3 grid of tiles, and pairs of crops half overlapping."""
+def crops(image: Image.Image) -> dict[str, list[tuple[bytes, bytes]]]:
+    """Pairs of distinct crops of one photo, by kind: its 3x3 tiles, crops half overlapping,
+    and a burst (the same scene, the frame moved by a fifth of its width, height or both)."""
     w, h = image.size
     tiles = [jpeg(image.crop((i * w // 3, j * h // 3, (i + 1) * w // 3, (j + 1) * h // 3)).resize((w // 6, h // 6)))
              for j in range(3) for i in range(3)]
-    halves = []
+    halves, bursts = [], []
     for fx, fy in ((0.25, 0.0), (0.0, 0.25), (0.25, 0.25)):
         a = image.crop((0, 0, w // 2, h // 2))
         b = image.crop((int(w * fx), int(h * fy), int(w * fx) + w // 2, int(h * fy) + h // 2))
         halves.append((jpeg(a.resize((w // 4, h // 4))), jpeg(b.resize((w // 4, h // 4)))))
-    return tiles, halves
+    for fx, fy in ((0.2, 0.0), (0.0, 0.2), (0.2, 0.2)):
+        size = (int(w * 0.8), int(h * 0.8))
+        a = image.crop((0, 0, *size))
+        b = image.crop((int(w * fx), int(h * fy), int(w * fx) + size[0], int(h * fy) + size[1]))
+        bursts.append((jpeg(a.resize((size[0] // 2, size[1] // 2))), jpeg(b.resize((size[0] // 2, size[1] // 2)))))
+    return {"distinct tiles of one photo": list(itertools.combinations(tiles, 2)),
+            "crops of one photo, half overlapping": halves,
+            "a burst: the frame moved by a fifth": bursts}
 
 
-def phash(data: bytes) -> int:
-    return int(probe_image(data).phash, 16)
+def look(data: bytes) -> dict:
+    """What curation stores of an image: pHash, signature, size."""
+    decoded = decode_image(data)
+    sig = signature(decoded.image, decoded.quantization)
+    return {"phash": int(decoded.info.phash, 16), "windows": sig.windows, "thumb": sig.thumb,
+            "size": (decoded.info.width, decoded.info.height)}
 
 
 def measure(path: str) -> dict:
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as im:
         image = im.convert("RGB")
-    original = phash(data)
-    made = copies(image)
-    tiles, halves = crops(image)
-    return {"photo": Path(path).name, "original": original,
-            "copies": {name: phash(b) for name, b in made.items()},
-            "tiles": [phash(b) for b in tiles], "halves": [(phash(a), phash(b)) for a, b in halves]}
+    return {"photo": Path(path).name, "original": look(data),
+            "copies": {name: look(b) for name, b in copies(image).items()},
+            "pairs": {kind: [(look(a), look(b)) for a, b in pairs] for kind, pairs in crops(image).items()}}
 
 
 def distance(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
-def tables(results: list[dict]) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    positives: dict[str, list[int]] = {}
+def images_and_pairs(results: list[dict]):
+    """Every image once, and the positive and negative pairs as indexes into that list."""
+    images: list[dict] = []
+    positives: dict[str, list[tuple[int, int]]] = {}
+    negatives: dict[str, list[tuple[int, int]]] = {"distinct photos": []}
+    families = []
     for r in results:
-        for name, h in r["copies"].items():
-            positives.setdefault(name, []).append(distance(r["original"], h))
-    negatives: dict[str, list[int]] = {"distinct photos": [], "distinct tiles of one photo": [],
-                                       "crops of one photo, half overlapping": []}
-    every = [[r["original"], *r["copies"].values()] for r in results]
-    for a, b in itertools.combinations(range(len(results)), 2):
-        negatives["distinct photos"] += [distance(x, y) for x in every[a] for y in every[b]]
-    for r in results:
-        negatives["distinct tiles of one photo"] += [distance(x, y) for x, y in itertools.combinations(r["tiles"], 2)]
-        negatives["crops of one photo, half overlapping"] += [distance(x, y) for x, y in r["halves"]]
-    return positives, negatives
+        first = len(images)
+        images += [r["original"], *r["copies"].values()]
+        families.append(range(first, len(images)))
+        for k, name in enumerate(r["copies"], start=1):
+            positives.setdefault(name, []).append((first, first + k))
+        for kind, pairs in r["pairs"].items():
+            for a, b in pairs:
+                images += [a, b]
+                negatives.setdefault(kind, []).append((len(images) - 2, len(images) - 1))
+    for fa, fb in itertools.combinations(families, 2):
+        negatives["distinct photos"] += [(a, b) for a in fa for b in fb]
+    return images, positives, negatives
 
 
-def report(positives, negatives, radii, chosen: int) -> dict:
-    print("\nrecall of true copies (fraction within radius); n = pairs, max = largest distance seen")
-    print("| transformation | n | median | max | " + " | ".join(f"r={r}" for r in radii) + " |")
-    for name, d in positives.items():
-        d = np.array(d)
-        print(f"| {name} | {d.size} | {np.median(d):.0f} | {d.max()} | "
-              + " | ".join(f"{np.mean(d <= r):.2f}" for r in radii) + " |")
-    print("\nfalse positives among distinct images (count within radius); min = smallest distance seen")
-    print("| negative pairs | n | min | median | " + " | ".join(f"r={r}" for r in radii) + " |")
-    for name, d in negatives.items():
-        d = np.array(d)
-        print(f"| {name} | {d.size} | {d.min()} | {np.median(d):.0f} | "
-              + " | ".join(f"{int(np.sum(d <= r))}" for r in radii) + " |")
-    pos = np.concatenate([np.array(v) for v in positives.values()])
-    neg = np.concatenate([np.array(v) for v in negatives.values()])
-    summary = {}
-    for r in radii:
-        tp, fp = int(np.sum(pos <= r)), int(np.sum(neg <= r))
-        summary[r] = {"recall": tp / pos.size, "precision": tp / max(tp + fp, 1), "false_positives": fp}
-    print("\n| radius | recall (all copies) | precision (all pairs) | false positives |")
-    for r, s in summary.items():
-        mark = " (chosen)" if r == chosen else ""
-        print(f"| {r}{mark} | {s['recall']:.3f} | {s['precision']:.4f} | {s['false_positives']} |")
+def signed(images: list[dict]) -> Signed:
+    return Signed(np.arange(len(images)),
+                  np.stack([np.frombuffer(im["windows"], "<u8") for im in images]).astype(np.uint64),
+                  np.stack([np.frombuffer(im["thumb"], np.uint8).reshape(THUMB_SIDE, THUMB_SIDE) for im in images]),
+                  np.array([im["size"] for im in images], np.int64))
+
+
+def accepted_pairs(everything: Signed, radius: int, threshold: float) -> set[tuple[int, int]]:
+    """The pairs the crop stage accepts, proposed by the window hashes as in a run."""
+    return {(c.a, c.b) for c in candidates(everything.hashes, radius) if verify(c, everything, everything, threshold)}
+
+
+def forced_score(everything: Signed, a: int, b: int) -> float:
+    """The best alignment score of either image inside the other, from every hypothesis the
+    stage could make (the whole frame, and each inset window), proposed or not, among the
+    alignments that pass the check's other two tests (the inner frame inside, three quadrants
+    agreeing); -1 where none does."""
+    best = -1.0
+    for inner, outer in ((a, b), (b, a)):
+        (wi, hi), (wo, ho) = everything.sizes[inner], everything.sizes[outer]
+        for box in (SAME_FRAME, *(window_box(w) for w in INSETS)):
+            found = align(everything.thumbs[outer], everything.thumbs[inner], box, (hi / ho) / (wi / wo))
+            if found.box.inside() and found.quadrants >= QUADRANT_FLOOR:
+                best = max(best, found.score)
+    return best
+
+
+def goal_names(names) -> list[str]:
+    """The transformations the goal speaks of: crops up to 5% per side, and the overlays."""
+    return [n for n in names if n.startswith("overlay") or (n.startswith("crop") and
+            any(f"crop {f}" in n for f in ("2.0%", "3.5%", "5.0%", "5%")))]
+
+
+def report(images, positives, negatives, radii, chosen: int, accepted: dict[float, set], threshold: float) -> dict:
+    def found_pixels(pair, r):
+        return distance(images[pair[0]]["phash"], images[pair[1]]["phash"]) <= r
+
+    def found_crops(pair, t=threshold):
+        return found_pixels(pair, chosen) or (min(pair), max(pair)) in accepted[t]
+
+    print(f"\nrecall of true copies: pHash within each radius (--dedup pixels), and --dedup crops "
+          f"(pHash within {chosen}, or accepted by the crop stage at threshold {threshold})")
+    print("| transformation | n | median pHash distance | " + " | ".join(f"r={r}" for r in radii)
+          + f" | **pixels, r={chosen}** | **crops** |")
+    print("| --- " * (len(radii) + 5) + "|")
+    summary = {"recall": {}, "false_pairs": {}}
+    for name, pairs in positives.items():
+        d = np.array([distance(images[a]["phash"], images[b]["phash"]) for a, b in pairs])
+        crops_recall = float(np.mean([found_crops(p) for p in pairs]))
+        summary["recall"][name] = {"pixels": float(np.mean(d <= chosen)), "crops": crops_recall}
+        print(f"| {name} | {d.size} | {np.median(d):.0f} | " + " | ".join(f"{np.mean(d <= r):.2f}" for r in radii)
+              + f" | **{np.mean(d <= chosen):.2f}** | **{crops_recall:.2f}** |")
+    print("\nfalse pairs among distinct images (count of pairs merged); closest = smallest pHash distance")
+    print(f"| negative pairs | n | closest | pixels, r={chosen} | crops |\n| --- | --- | --- | --- | --- |")
+    for kind, pairs in negatives.items():
+        d = [distance(images[a]["phash"], images[b]["phash"]) for a, b in pairs]
+        fp_pixels = sum(x <= chosen for x in d)
+        fp_crops = sum(found_crops(p) for p in pairs)
+        summary["false_pairs"][kind] = {"pixels": int(fp_pixels), "crops": int(fp_crops), "n": len(pairs)}
+        print(f"| {kind} | {len(pairs):,} | {min(d)} | {fp_pixels} | {fp_crops} |")
+    goal = goal_names(positives)
+    print("\nthe crop stage's threshold: recall over the goal's copies (crops up to 5% per side, overlays) "
+          "and false pairs over every negative")
+    print("| threshold | recall, goal copies | recall, all copies | false pairs |\n| --- | --- | --- | --- |")
+    summary["thresholds"] = {}
+    every_negative = [p for pairs in negatives.values() for p in pairs]
+    for t in sorted(accepted):
+        rg = float(np.mean([found_crops(p, t) for n in goal for p in positives[n]]))
+        ra = float(np.mean([found_crops(p, t) for pairs in positives.values() for p in pairs]))
+        fp = int(sum(found_crops(p, t) for p in every_negative))
+        summary["thresholds"][t] = {"recall_goal": rg, "recall_all": ra, "false_pairs": fp}
+        mark = " (default)" if t == threshold else ""
+        print(f"| {t}{mark} | {rg:.3f} | {ra:.3f} | {fp} |")
     return summary
 
 
@@ -161,11 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", nargs="+", default=[str(ROOT.parent / "shared" / "photos")],
                         help="folders (their *.jpg) and image files, e.g. scikit-image's data photos")
-    parser.add_argument("--radius", default="0..16", help="radii to report, LOW..HIGH")
+    parser.add_argument("--radius", default="0..16", help="pHash radii to report, LOW..HIGH")
     parser.add_argument("--max-false", type=float, default=1000,
                         help="false pairs allowed per million images, by the fitted tail (default 1000)")
+    parser.add_argument("--align-radius", type=int, default=DEFAULT_ALIGN_RADIUS,
+                        help=f"window-hash radius of the crop stage (default {DEFAULT_ALIGN_RADIUS})")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help=f"the crop stage's alignment threshold (default {DEFAULT_THRESHOLD})")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="write the distances here")
+    parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     paths = [str(q) for p in map(Path, args.photos) for q in (sorted(p.glob("*.jpg")) if p.is_dir() else [p])]
     if len(paths) < 2:
@@ -173,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     low, high = (int(x) for x in args.radius.split(".."))
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(measure, paths))
-    positives, negatives = tables(results)
-    closest = min(min(d) for d in negatives.values())
-    distinct = np.array(negatives["distinct photos"], dtype=float)
+    images, positives, negatives = images_and_pairs(results)
+    phash_negative = {k: [distance(images[a]["phash"], images[b]["phash"]) for a, b in v] for k, v in negatives.items()}
+    closest = min(min(d) for d in phash_negative.values())
+    distinct = np.array(phash_negative["distinct photos"], dtype=float)
     mean, std = distinct.mean(), distinct.std()
     pairs = 1e6 * (1e6 - 1) / 2
     # A few thousand distinct pairs say nothing about a tail of 5e11: the fit does.
@@ -183,17 +271,45 @@ def main(argv: list[str] | None = None) -> int:
     chosen = max((r for r in range(closest) if expected[r] <= args.max_false), default=0)
     # pHash distances come out even (half the bits are set): a radius that finds no more copies
     # than a smaller one buys only false pairs and search time
-    found = np.concatenate([np.array(v) for v in positives.values()])
+    found = np.array([distance(images[a]["phash"], images[b]["phash"]) for v in positives.values() for a, b in v])
     chosen = min(r for r in range(chosen + 1) if np.sum(found <= r) == np.sum(found <= chosen))
-    print(f"{len(paths)} photos; distinct-photo distances mean {mean:.1f}, sd {std:.2f}, closest {closest}; "
-          "expected false pairs per million images: "
+    print(f"{len(paths)} photos, {len(images)} images; distinct-photo pHash distances mean {mean:.1f}, sd {std:.2f}, "
+          f"closest {closest}; expected false pairs per million images: "
           + ", ".join(f"r={r}: {expected[r]:.3g}" for r in range(low, high + 1, 2)))
-    print(f"chosen radius {chosen}")
-    summary = report(positives, negatives, range(low, high + 1), chosen)
+    print(f"chosen pHash radius {chosen}")
+    everything = signed(images)
+    thresholds = sorted({0.8, 0.85, 0.9, 0.95, args.threshold})
+    accepted = {t: accepted_pairs(everything, args.align_radius, t) for t in thresholds}
+    summary = report(images, positives, negatives, range(low, high + 1), chosen, accepted, args.threshold)
+    # the threshold's margin: the check forced on the hard negatives and on distinct originals
+    originals = [fam[0] for fam in _originals(results)]
+    forced = {kind: [forced_score(everything, a, b) for a, b in pairs] for kind, pairs in negatives.items()
+              if kind != "distinct photos"}
+    forced["distinct photos (originals)"] = [forced_score(everything, a, b)
+                                             for a, b in itertools.combinations(originals, 2)]
+    true_scores = [forced_score(everything, a, b) for n in goal_names(positives) for a, b in positives[n]]
+    print("\nthe alignment check forced on every pair (proposed by the hashes or not): the best score "
+          "among alignments with the inner frame inside and three quadrants agreeing (-1: none)")
+    print(f"| pairs | n | highest | 99th percentile | accepted at {args.threshold} |\n| --- | --- | --- | --- | --- |")
+    for kind, scores in forced.items():
+        print(f"| {kind} | {len(scores)} | {max(scores):.3f} | {np.percentile(scores, 99):.3f} | "
+              f"{sum(x >= args.threshold for x in scores)} |")
+    print(f"| true copies (the goal's) | {len(true_scores)} | lowest {min(true_scores):.3f} | "
+          f"1st percentile {np.percentile(true_scores, 1):.3f} | {sum(x >= args.threshold for x in true_scores)} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"chosen": chosen, "summary": summary, "positives": positives,
-                                               "negatives": {k: v for k, v in negatives.items()}}, indent=1))
+        Path(args.json).write_text(json.dumps({"phash_radius": chosen, "summary": summary,
+                                               "forced": {k: max(v) for k, v in forced.items()},
+                                               "true_lowest": min(true_scores)}, indent=1))
     return 0
+
+
+def _originals(results: list[dict]) -> list[range]:
+    """Each photo's index range in the image list (its original first), as images_and_pairs lays it out."""
+    ranges, first = [], 0
+    for r in results:
+        ranges.append(range(first, first + 1 + len(r["copies"])))
+        first += 1 + len(r["copies"]) + 2 * sum(len(p) for p in r["pairs"].values())
+    return ranges
 
 
 if __name__ == "__main__":

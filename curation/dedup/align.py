@@ -6,8 +6,11 @@ width and the two images' aspects; a few widths around the hypothesis are tried,
 the offset is found by phase correlation between the inner thumbnail and the outer thumbnail
 resampled over the box. The pair is accepted when the best alignment keeps the inner frame
 inside the outer one (a crop, not a shifted view of a wider scene) and the aligned thumbnails
-agree: their correlation, after the pixels that differ most (an overlay) are set aside, reaches
-the threshold.
+agree, twice over: their correlation, after the pixels that differ most (an overlay) are set
+aside, reaches the threshold; and three of their four quadrants agree on their own. The second
+test is what keeps two different near-featureless images apart when they carry the same
+watermark: the shared box alone makes their whole-frame correlation high (0.90 for a star field
+against a brick wall in the calibration), while their quadrants do not agree at all (0.03).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import numpy as np
 
 from .signature import THUMB_SIDE
 
-DEFAULT_THRESHOLD = 0.90  # trimmed correlation of aligned thumbnails; bench/calibrate_dedup.py
+DEFAULT_THRESHOLD = 0.85  # trimmed correlation of aligned thumbnails; bench/calibrate_dedup.py
+QUADRANT_FLOOR = 0.4  # three quadrants at least this correlated: true copies 0.63 and up, calibrated
 TRIM = 0.12  # fraction of pixels set aside as the worst-matching: room for an overlay
 INSIDE = 0.035  # how far (in frames) the inner frame may seem to stick out: about one thumbnail pixel
 SCALES = np.linspace(-0.04, 0.04, 5)  # relative widths tried around the hypothesis
@@ -48,7 +52,8 @@ class Box:
 @dataclass(frozen=True)
 class Alignment:
     box: Box
-    score: float
+    score: float  # trimmed correlation over the whole thumbnail
+    quadrants: float = 1.0  # the second-lowest correlation of the four quadrants
 
 
 def resample(outer: np.ndarray, box: Box) -> np.ndarray:
@@ -60,13 +65,18 @@ def resample(outer: np.ndarray, box: Box) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def phase_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(dx, dy) such that b(x) ~ a(x - (dx, dy)), to a fraction of a pixel. Written out in
-    numpy: cv2.phaseCorrelate with a window gave different subpixel answers for the same
-    input from call to call (opencv 5.0.0), and dedup must be reproducible."""
-    fa, fb = np.fft.fft2(a * _WINDOW), np.fft.fft2(b * _WINDOW)
-    cross = fb * np.conj(fa)
-    surface = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-9)).real
+def spectrum(image: np.ndarray) -> np.ndarray:
+    """The windowed image's 2-D real FFT, which `phase_shift` compares."""
+    return np.fft.rfft2(image * _WINDOW)
+
+
+def phase_shift(a: np.ndarray, b_spectrum: np.ndarray) -> tuple[float, float]:
+    """(dx, dy) such that b(x) ~ a(x - (dx, dy)), to a fraction of a pixel; b is given by its
+    `spectrum`, computed once for every scale tried. Written out in numpy: cv2.phaseCorrelate
+    with a window gave different subpixel answers for the same input from call to call (opencv
+    5.0.0), and dedup must be reproducible."""
+    cross = b_spectrum * np.conj(spectrum(a))
+    surface = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-9), s=a.shape)
     n = surface.shape[0]
     py, px = np.unravel_index(int(np.argmax(surface)), surface.shape)
     dy = py + _subpixel(surface[(py - 1) % n, px], surface[py, px], surface[(py + 1) % n, px])
@@ -85,13 +95,31 @@ def _subpixel(before: float, peak: float, after: float) -> float:
 
 def trimmed_correlation(a: np.ndarray, b: np.ndarray, trim: float = TRIM) -> float:
     """Correlation of two images over the pixels where they agree best (all but `trim`)."""
-    a, b = a.ravel(), b.ravel()
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
     sa, sb = a.std(), b.std()
     if sa < 1e-3 or sb < 1e-3:  # a flat thumbnail says nothing: only equal flats agree
         return 1.0 if abs(float(a.mean()) - float(b.mean())) < 2 and sa < 1e-3 and sb < 1e-3 else 0.0
     za, zb = (a - a.mean()) / sa, (b - b.mean()) / sb
-    keep = np.argsort(np.abs(za - zb))[: int(round(za.size * (1 - trim)))]
-    return float(np.corrcoef(za[keep], zb[keep])[0, 1])
+    keep = int(round(za.size * (1 - trim)))
+    best = np.argpartition(np.abs(za - zb), keep - 1)[:keep]
+    return _correlation(za[best], zb[best])
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 1e-12 else 0.0
+
+
+def quadrant_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The second-lowest correlation of the four quadrants: one quadrant may hold an overlay."""
+    half = a.shape[0] // 2
+    found = []
+    for y in (0, half):
+        for x in (0, half):
+            qa, qb = a[y:y + half, x:x + half].ravel(), b[y:y + half, x:x + half].ravel()
+            found.append(_correlation(qa.astype(np.float64), qb.astype(np.float64)))
+    return sorted(found)[1]
 
 
 def align(outer: np.ndarray, inner: np.ndarray, hypothesis: Box, aspect: float) -> Alignment:
@@ -100,21 +128,29 @@ def align(outer: np.ndarray, inner: np.ndarray, hypothesis: Box, aspect: float) 
     outer w), from the two images' sizes."""
     outer = outer.astype(np.float32)
     inner = inner.astype(np.float32)
-    n = THUMB_SIDE
-    best = Alignment(hypothesis, -1.0)
+    target = spectrum(inner)
+    tried = []
     for step in SCALES:
         w = hypothesis.w * (1 + step)
         h = w * aspect
-        # keep the hypothesis's centre while the width changes
-        box = Box(hypothesis.x + (hypothesis.w - w) / 2, hypothesis.y + (hypothesis.h - h) / 2, w, h)
-        for _ in range(2):  # a second round settles the subpixel offset
-            dx, dy = phase_shift(resample(outer, box), inner)
-            box = Box(box.x - box.w * dx / n, box.y - box.h * dy / n, box.w, box.h)
-        score = trimmed_correlation(resample(outer, box), inner)
-        if score > best.score:
-            best = Alignment(box, score)
-    return best
+        # keep the hypothesis's centre while the width changes, then move by the phase shift
+        box = _moved(outer, Box(hypothesis.x + (hypothesis.w - w) / 2, hypothesis.y + (hypothesis.h - h) / 2, w, h),
+                     target)
+        tried.append(Alignment(box, trimmed_correlation(resample(outer, box), inner)))
+    best = max(tried, key=lambda found: found.score)  # the first of equals: deterministic
+    settled = _moved(outer, best.box, target)  # a second round at the best width settles the subpixel offset
+    score = trimmed_correlation(resample(outer, settled), inner)
+    if score < best.score:
+        settled, score = best.box, best.score
+    return Alignment(settled, score, quadrant_agreement(resample(outer, settled), inner))
+
+
+def _moved(outer: np.ndarray, box: Box, target: np.ndarray) -> Box:
+    dx, dy = phase_shift(resample(outer, box), target)
+    n = THUMB_SIDE
+    return Box(box.x - box.w * dx / n, box.y - box.h * dy / n, box.w, box.h)
 
 
 def accept(alignment: Alignment, threshold: float) -> bool:
-    return alignment.score >= threshold and alignment.box.inside()
+    return (alignment.score >= threshold and alignment.quadrants >= QUADRANT_FLOOR
+            and alignment.box.inside())

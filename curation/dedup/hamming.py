@@ -252,25 +252,37 @@ def _spread(pairs, members, budget: int) -> Iterator[tuple]:
             yield left[kk], order[pos2], d[k][kk]
 
 
-def across(queries: np.ndarray, base: np.ndarray, radius: int, budget: int = DEFAULT_BUDGET):
+def across(queries: np.ndarray, base: np.ndarray, radius: int, budget: int = DEFAULT_BUDGET, workers: int = 2):
     """Every (q, b) with popcount(queries[q] ^ base[b]) <= radius: arrays q, b, distances."""
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     base = np.ascontiguousarray(base, dtype=np.uint64)
     found: list[tuple] = []
     rows = np.arange(queries.size, dtype=np.int64)
-    for part in plan(max(base.size, 1), radius):
-        if part.threshold < 0 or base.size == 0:
-            continue
-        table = Table(base, part)
-        keys = part_values(queries, part)
-        for mask in [0, *flip_masks(part.bits, part.threshold)]:
-            other = keys ^ mask
-            found += probe(table, queries, rows, table.start[other], table.count[other], radius, budget)
+    with ThreadPoolExecutor(workers) as pool:  # as in _self_join: numpy releases the GIL
+        for part in plan(max(base.size, 1), radius):
+            if part.threshold < 0 or base.size == 0:
+                continue
+            table = Table(base, part)
+            keys = part_values(queries, part)
+            masks = [0, *flip_masks(part.bits, part.threshold)]
+            jobs = [pool.submit(_probe_masks, table, queries, rows, keys, masks[k::workers], radius, budget)
+                    for k in range(workers)]
+            for job in jobs:
+                found += job.result()
     q, b, d = _collect(found)
     if q.size:
         _, first = np.unique(q * base.size + b, return_index=True)
         q, b, d = q[first], b[first], d[first]
     return q, b, d
+
+
+def _probe_masks(table: Table, queries: np.ndarray, rows: np.ndarray, keys: np.ndarray, masks: list[int],
+                 radius: int, budget: int) -> list[tuple]:
+    found = []
+    for mask in masks:
+        other = keys ^ mask
+        found += probe(table, queries, rows, table.start[other], table.count[other], radius, budget)
+    return found
 
 
 def brute_force(hashes: np.ndarray, radius: int):

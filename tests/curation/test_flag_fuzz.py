@@ -31,6 +31,9 @@ FLAGS = [
     (FOLDER, "--max-aspect", set()),
     (FOLDER, "--max-bytes", set()),
     (FOLDER, "--dedup-radius", {"0"}),
+    (FOLDER, "--align-radius", {"0"}),
+    (FOLDER, "--align-threshold", set()),
+    (FOLDER, "--dedup", set()),  # a choice: every number is refused
     (FOLDER, "--workers", set()),
     (FOLDER, "--slice-size", set()),
     (FOLDER, "--shard-size", set()),
