@@ -2,7 +2,7 @@
 copies against distinct images.
 
     .venv/bin/python bench/calibrate_dedup.py [--photos ../shared/photos [MORE ...]] [--radius 0..16]
-        [--align-radius 6] [--threshold 0.9] [--json calibration.json]
+        [--align-radius 6] [--threshold 0.85] [--phash-radius R] [--json calibration.json]
 
 From every real photo it makes the copies a scrape meets: downscales to 1/2, 1/4 and 1/8, JPEG
 re-encodes at quality 60 to 95, mild brightness and contrast changes; border crops of 2 to 10% on
@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"window-hash radius of the crop stage (default {DEFAULT_ALIGN_RADIUS})")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"the crop stage's alignment threshold (default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--phash-radius", type=int,
+                        help="score the modes at this pHash radius instead of the one the rule chooses")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
@@ -276,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(paths)} photos, {len(images)} images; distinct-photo pHash distances mean {mean:.1f}, sd {std:.2f}, "
           f"closest {closest}; expected false pairs per million images: "
           + ", ".join(f"r={r}: {expected[r]:.3g}" for r in range(low, high + 1, 2)))
-    print(f"chosen pHash radius {chosen}")
+    print(f"chosen pHash radius {chosen}" + (f"; scored at {args.phash_radius}, as asked"
+                                             if args.phash_radius is not None else ""))
+    if args.phash_radius is not None:
+        chosen = args.phash_radius
     everything = signed(images)
     thresholds = sorted({0.8, 0.85, 0.9, 0.95, args.threshold})
     accepted = {t: accepted_pairs(everything, args.align_radius, t) for t in thresholds}

@@ -63,6 +63,7 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
     curation = (manifest or {}).get("curation") or {}
     if manifest is None or curation.get("tool") != TOOL:
         raise DatasetError(f"--add needs a finished {TOOL} dataset in --out; {out} holds none")
+    signatures.check(out)  # a damaged signature file fails now, not after the fetch
     wanted = identity(source, config)
     work = WorkDir.of(out).addition(addition_id(wanted))
     if finish_commit(out, work.root):  # killed while committing: finished now

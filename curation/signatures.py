@@ -16,11 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from shards import DatasetError
 from shards.manifest import WORK_DIR
 
 from .dedup.signature import SCHEMA
 
-__all__ = ["DATASET_SIGNATURES", "SCHEMA", "SIGNATURES_NAME", "attach", "of_dataset", "read", "select"]
+__all__ = ["DATASET_SIGNATURES", "SCHEMA", "SIGNATURES_NAME", "attach", "check", "of_dataset", "read", "select"]
 
 SIGNATURES_NAME = "signatures.parquet"
 DATASET_SIGNATURES = f"{WORK_DIR}/{SIGNATURES_NAME}"
@@ -28,12 +29,36 @@ COLUMNS = tuple(name for name in SCHEMA.names if name != "key")
 
 
 def read(path: Path) -> pa.Table | None:
-    """A signature file, or None where there is none."""
+    """A signature file, or None where there is none. A dataset may come from anyone: a file
+    that is not one (another schema, not Parquet, damaged) is a one-line DatasetError."""
     try:
         table = pq.read_table(path)
     except FileNotFoundError:
         return None
-    return table.select(list(SCHEMA.names)).cast(SCHEMA)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"{path} is not a readable signature file: {str(exc)[:200]}") from None
+    try:
+        return table.select(list(SCHEMA.names)).cast(SCHEMA)
+    except (KeyError, pa.ArrowException) as exc:
+        raise DatasetError(f"{path} is not a signature file of this version ({str(exc)[:200]}); "
+                           "remove it to match its dataset by pHash only") from None
+
+
+def check(dataset: str | Path) -> None:
+    """Refuse, before any work, a dataset whose signature file is not one (its schema only)."""
+    if "://" in str(dataset):
+        return
+    path = Path(dataset) / DATASET_SIGNATURES
+    try:
+        schema = pq.read_schema(path)
+    except FileNotFoundError:
+        return
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(f"{path} is not a readable signature file: {str(exc)[:200]}") from None
+    missing = [name for name in SCHEMA.names if name not in schema.names]
+    if missing:
+        raise DatasetError(f"{path} is not a signature file of this version (no {', '.join(missing)}); "
+                           "remove it to match its dataset by pHash only")
 
 
 def attach(table: pa.Table, signatures: pa.Table | None) -> pa.Table:

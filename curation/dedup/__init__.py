@@ -6,10 +6,10 @@ alignment (`aligned`, `signature`, `align`), exclusion of another dataset's copi
 from .aligned import DEFAULT_ALIGN_RADIUS, AlignedDedup
 from .exact import ExactDedup, repeated_keys
 from .exclude import ExcludeNear
-from .keeper import choose, provenance_rank
+from .keeper import because, choose, provenance_rank
 from .merge import DedupStage, Merge, MergePlan, Place, places, plan_merges
 from .modes import DEFAULT_MODE, MODES, stages
 from .near import DEFAULT_RADIUS, NearDedup
 
-__all__ = ["DEFAULT_ALIGN_RADIUS", "DEFAULT_MODE", "DEFAULT_RADIUS", "MODES", "stages", "AlignedDedup", "DedupStage", "choose", "ExactDedup", "ExcludeNear", "Merge", "MergePlan", "NearDedup", "Place",
+__all__ = ["DEFAULT_ALIGN_RADIUS", "DEFAULT_MODE", "DEFAULT_RADIUS", "MODES", "stages", "AlignedDedup", "DedupStage", "because", "choose", "ExactDedup", "ExcludeNear", "Merge", "MergePlan", "NearDedup", "Place",
            "places", "plan_merges", "provenance_rank", "repeated_keys"]

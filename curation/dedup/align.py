@@ -146,6 +146,7 @@ def align(outer: np.ndarray, inner: np.ndarray, hypothesis: Box, aspect: float) 
 
 
 def _moved(outer: np.ndarray, box: Box, target: np.ndarray) -> Box:
+    # No bound on the shift: a shifted view must be allowed to slide out of the frame and fail.
     dx, dy = phase_shift(resample(outer, box), target)
     n = THUMB_SIDE
     return Box(box.x - box.w * dx / n, box.y - box.h * dy / n, box.w, box.h)

@@ -27,7 +27,7 @@ from shards.errors import ConfigError
 
 from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
 from .hamming import across, within
-from .keeper import choose
+from .keeper import because, choose
 from .merge import Merge, places
 from .near import UnionFind
 from .signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
@@ -183,10 +183,12 @@ class AlignedDedup:
         by_row = {int(row): k for k, row in enumerate(signed.rows)}
         merges = []
         for rows in clusters:  # input order: arrival breaks ties
-            best, why = choose([records[row] for row in rows])
-            keep = records[rows[best]]
+            members = [records[row] for row in rows]
+            best = choose(members)
+            keep = members[best]
             for n, row in enumerate(rows):
                 if n != best:
+                    why = because(members, best, n)
                     relation = how.get(by_row[row], "a copy within its frame")
                     merges.append(Merge(where[row], where[rows[best]], ALIGNED_REASON,
                                         f"{relation}; of {keep['key']} ({keep['width']}x{keep['height']}, kept: {why})",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .keeper import PROVENANCE_FIELDS, choose
+from .keeper import PROVENANCE_FIELDS, because, choose
 from .merge import Merge, Place, places
 
 
@@ -32,11 +32,11 @@ class ExactDedup:
             if len(rows) == 1:
                 continue
             records = kept.take(rows).select(columns).to_pylist()
-            best, why = choose(records)  # rows are in input order: arrival breaks ties
+            best = choose(records)  # rows are in input order: arrival breaks ties
             for j, i in enumerate(rows):
                 if j != best:
                     merges.append(Merge(where[i], where[rows[best]], "duplicate",
-                                        f"same bytes as {records[best]['key']}", why))
+                                        f"same bytes as {records[best]['key']}", because(records, best, j)))
         return merges
 
 

@@ -35,6 +35,7 @@ class ExcludeNear:
     def __post_init__(self) -> None:
         for url in self.datasets:  # a wrong path fails now, not after hours of fetching
             Dataset(url)
+            signatures.check(url)
 
     def describe(self) -> dict[str, Any]:
         doc = {"stage": self.name, "datasets": list(self.datasets), "radius": self.radius}

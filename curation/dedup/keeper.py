@@ -9,7 +9,8 @@
 3. Then provenance: a licence, then how much attribution, then the source (`provenance_rank`).
 4. Then arrival: the earliest in the input (records are given in input order).
 
-`choose` returns the keeper and the step that decided, worded for the dedup records.
+`choose` returns the keeper; `because` words, for one merge, the first step at which the
+keeper beats the copy it absorbs, for the dedup records.
 """
 
 from __future__ import annotations
@@ -65,27 +66,36 @@ def _describe(step: str, records: Sequence[dict[str, Any]], best: int, other: in
     return step
 
 
-def choose(records: Sequence[dict[str, Any]]) -> tuple[int, str]:
-    """The index of the copy to keep among `records` (in input order), and why it won."""
+def choose(records: Sequence[dict[str, Any]]) -> int:
+    """The index of the copy to keep among `records` (in input order)."""
     pool = list(range(len(records)))
-    if len(pool) == 1:
-        return 0, "the only copy"
-    steps: list[tuple[str, Callable[[int], Any] | None]] = [("most pixels", lambda i: pixels(records[i]))]
-    steps.append(("quality", None))  # its key depends on the pool that reaches it
-    steps.append(("licence and attribution", lambda i: provenance_rank(records[i])))
-    for step, key in steps:
-        if key is None:
-            found = _quality_key(records, pool)
-            if found is None:
-                continue
-            key, step = found
-        values = {i: key(i) for i in pool}
+    for key in _steps(records):
+        found = key(pool)
+        if found is None:
+            continue
+        values = {i: found[0](i) for i in pool}
         top = max(values.values())
-        winners = [i for i in pool if values[i] == top]
-        if len(winners) < len(pool):
-            losers = [i for i in pool if values[i] != top]
-            best = winners[0]
-            if len(winners) == 1:
-                return best, _describe(step, records, best, max(losers, key=lambda i: values[i]))
-            pool = winners
-    return pool[0], "earliest in the input (the copies tie on pixels, quality and provenance)"
+        pool = [i for i in pool if values[i] == top]
+        if len(pool) == 1:
+            break
+    return pool[0]
+
+
+def because(records: Sequence[dict[str, Any]], best: int, other: int) -> str:
+    """Why `records[best]` is kept over `records[other]`: the first step that tells them apart."""
+    for key in _steps(records):
+        found = key([best, other])
+        if found is None:
+            continue
+        value, step = found
+        if value(best) != value(other):
+            return _describe(step, records, best, other)
+    return "earlier in the input (the copies tie on pixels, quality and provenance)"
+
+
+def _steps(records: Sequence[dict[str, Any]]) -> list[Callable]:
+    """The rule's steps in order; each gives, for a pool of indexes, (key, name) or None where
+    it cannot compare that pool."""
+    return [lambda pool: ((lambda i: pixels(records[i])), "most pixels"),
+            lambda pool: _quality_key(records, pool),
+            lambda pool: ((lambda i: provenance_rank(records[i])), "licence and attribution")]

@@ -2,10 +2,12 @@
 rule, `keeper.py`).
 
 It is a dedup stage (`merge.DedupStage`): metadata in, merges out, no pixels. The radius
-default comes from bench/calibrate_dedup.py (docs/BENCHMARKS.md, 29 photos): at 6 every
-downscale, JPEG re-encode and mild tone change is found; the closest distinct pair seen was at
-8 (two near-featureless photos under the same watermark), and the fitted tail of distinct-photo
-distances predicts about 12 false pairs among a million images at 6, 350 at 8.
+default comes from bench/calibrate_dedup.py (docs/BENCHMARKS.md, 29 photos and 69 copies of
+each): at 4 every downscale to 1/4 and every JPEG re-encode from q60 is found, and all but one
+each of the copies downscaled to 1/8 and brightened by 15%. The closest distinct pair is at 6 (a star field and a brick wall under the same heavy
+watermark), and the fitted tail of distinct-photo distances predicts about 1 false pair among
+a million images at 4, 31 at 6. What 4 misses of the copies (1/8 downscales, crops, overlays)
+the aligned stage (`aligned.py`) finds, with a check that pHash cannot make.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import pyarrow as pa
 from shards.errors import ConfigError
 
 from .hamming import parse_hex, within
-from .keeper import choose
+from .keeper import because, choose
 from .merge import Merge, places
 
-DEFAULT_RADIUS = 6
+DEFAULT_RADIUS = 4
 NEAR_REASON = "near-duplicate"
 
 
@@ -89,10 +91,11 @@ class NearDedup:
         merges = []
         for rows in clusters(hashes, self.radius):
             records = kept.take(rows).to_pylist()
-            best, why = choose(records)  # rows are in input order: arrival breaks ties
+            best = choose(records)  # rows are in input order: arrival breaks ties
             keep = records[best]
             for k, i in enumerate(rows):
                 if k != best:
+                    why = because(records, best, k)
                     distance = int(hashes[i] ^ hashes[rows[best]]).bit_count()
                     merges.append(Merge(where[i], where[rows[best]], NEAR_REASON,
                                         f"pHash {distance} bits from {keep['key']} "

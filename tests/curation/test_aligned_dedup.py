@@ -7,6 +7,7 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw
@@ -161,3 +162,25 @@ def test_each_mode_merges_what_it_says(tmp_path, mode, kept):
     files = {"a.jpg": same, "b-same-bytes.jpg": same, "c-half.jpg": encode(base.resize((W // 2, H // 2)), "JPEG")}
     dataset = run(write(tmp_path / "in", files), tmp_path / "ds", mode=mode)
     assert len(dataset) == kept
+
+
+@pytest.mark.parametrize("content", [b"not parquet at all", "other-schema"])
+def test_a_hostile_signature_file_is_one_line_and_changes_nothing(tmp_path, capsys, content):
+    from curation.cli import main
+
+    out = tmp_path / "ds"
+    run(write(tmp_path / "first", {"photo.jpg": encode(photo(11, W, H), "JPEG")}), out)
+    path = out / DATASET_SIGNATURES
+    if content == "other-schema":
+        pq.write_table(pa.table({"key": ["x"], "windows": [1]}), path)
+    else:
+        path.write_bytes(content)
+    before = {p.name: p.read_bytes() for p in (out / "shards").iterdir()}
+    more = write(tmp_path / "more", {"other.jpg": encode(photo(12, W, H), "JPEG")})
+    for argv in (["folder", str(more), "--out", str(out), "--add", "--no-ray", "--min-side", "64"],
+                 ["folder", str(more), "--out", str(tmp_path / "train"), "--exclude", str(out), "--no-ray",
+                  "--min-side", "64"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "signature file" in err[0] and "Traceback" not in err[0]
+    assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before

@@ -3,7 +3,7 @@ records, and the manifest apart from its timestamps. The digests below were reco
 code before the curation refactor of issue 10 (a folder, an `--add` to it, a URL list), so any
 change to what curation writes shows up here, not in a user's dataset. Issue 15 re-recorded
 the records only: the dedup records and rejects now say why each keeper won, and the manifest
-lists the crop stage; shards and index are the bytes recorded before.
+lists the crop stage and the pHash radius of 4; shards and index are the bytes recorded before.
 
 The inputs are generated, so the test runs without ../shared/photos; if this machine's image
 encoders give other input bytes, the recorded digests cannot apply and the test says so.
@@ -108,16 +108,16 @@ FLAGS = ["--no-ray", "--min-side", "64", "--max-bytes", "300KB", "--shard-size",
 EXPECTED = {
     "inputs": {"all": "b96220011a9bde00"},
     "folder": {"index.parquet": "810dcdb6b2a88622", "shards/shard-000000.tar": "034b0581ef7a8f33",
-               "shards/shard-000001.tar": "061ab7ead9e9afd6", "work/dedup.parquet": "d3548f1acd1a1c83",
-               "work/rejects.parquet": "3a790da0e050f6bc", "dataset.json": "2a2ed3c1346a70e2"},
+               "shards/shard-000001.tar": "061ab7ead9e9afd6", "work/dedup.parquet": "8a97f52efd8e8b4a",
+               "work/rejects.parquet": "3a790da0e050f6bc", "dataset.json": "3ccb962fa0c6663b"},
     # shard 0 held a2 (now replaced by its larger copy) and a3 (absorbs a copy): rewritten as 2
     "add": {"index.parquet": "0125aa79d24f6139", "shards/shard-000001.tar": "061ab7ead9e9afd6",
             "shards/shard-000002.tar": "dd89e946c1cf872a", "shards/shard-000003.tar": "c49031541ca3737b",
-            "work/dedup.parquet": "dd1151a081ed0496", "work/rejects.parquet": "0c7762cbc892f096",
-            "dataset.json": "a1b04b5805c702aa"},
+            "work/dedup.parquet": "f4ec8b8152636094", "work/rejects.parquet": "0c7762cbc892f096",
+            "dataset.json": "781eb321ee2d9185"},
     "urls": {"index.parquet": "6666f70a259da17b", "shards/shard-000000.tar": "313209cf57a72968",
              "work/dedup.parquet": "c938c9994a8144e9", "work/rejects.parquet": "d6fe75a7efdbf9f1",
-             "dataset.json": "3a7d6ab88f52a2ed"},
+             "dataset.json": "bfab80091a2818a0"},
 }
 
 

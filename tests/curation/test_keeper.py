@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from curation.dedup.keeper import choose
+from curation.dedup.keeper import because, choose
 from curation.dedup.signature import jpeg_quality, signature
 from shards.probe import decode_image
 from tests.shards.images import blotches, encode
@@ -16,7 +16,7 @@ def row(key, width=100, height=100, fmt="jpeg", quality=None, nbytes=1000, **pro
 
 
 def kept(records):
-    return records[choose(records)[0]]["key"]
+    return records[choose(records)]["key"]
 
 
 @pytest.mark.parametrize("q", [40, 60, 70, 85, 92, 95])
@@ -38,22 +38,25 @@ def test_pixels_then_quality_then_licence_then_arrival_in_every_order():
                row("big-q95", quality=95), row("big-q95-licensed", quality=95, license="CC BY", owner="someone")]
     for order in itertools.permutations(records):
         assert kept(list(order)) == "big-q95-licensed"
-    index, why = choose(records[:3])
-    assert records[index]["key"] == "big-q95" and why == "higher quality (95 against 70)"
+    assert choose(records[:3]) == 2
+    assert because(records, 2, 1) == "higher quality (95 against 70)"
+    assert because(records, 2, 0) == "most pixels (100x100 against 50x50)"
+    assert because(records, 3, 2) == "licence and attribution"
 
 
 def test_a_larger_unlicensed_copy_still_wins_on_pixels():
-    index, why = choose([row("licensed", 50, 50, license="CC BY"), row("bigger", 100, 100)])
-    assert index == 1 and why == "most pixels (100x100 against 50x50)"
+    records = [row("licensed", 50, 50, license="CC BY"), row("bigger", 100, 100)]
+    assert choose(records) == 1 and because(records, 1, 0) == "most pixels (100x100 against 50x50)"
 
 
 def test_without_a_stored_quality_equal_formats_compare_bytes_per_pixel():
     # samples of a dataset made before qualities were stored
-    index, why = choose([row("thin", nbytes=500), row("rich", nbytes=2000)])
-    assert index == 1 and why.startswith("more bytes per pixel, same format")
+    records = [row("thin", nbytes=500), row("rich", nbytes=2000)]
+    assert choose(records) == 1 and because(records, 1, 0).startswith("more bytes per pixel, same format")
     # different formats without a quality are not compared: provenance, then arrival decide
-    assert choose([row("webp", fmt="webp", nbytes=500), row("jpeg", nbytes=2000)]) == (
-        0, "earliest in the input (the copies tie on pixels, quality and provenance)")
+    records = [row("webp", fmt="webp", nbytes=500), row("jpeg", nbytes=2000)]
+    assert choose(records) == 0
+    assert because(records, 0, 1) == "earlier in the input (the copies tie on pixels, quality and provenance)"
 
 
 def test_a_lossless_copy_counts_as_full_quality():
@@ -61,5 +64,5 @@ def test_a_lossless_copy_counts_as_full_quality():
 
 
 def test_ties_go_to_the_earliest():
-    assert choose([row("first", quality=90), row("second", quality=90)])[0] == 0
-    assert choose([row("only")]) == (0, "the only copy")
+    assert choose([row("first", quality=90), row("second", quality=90)]) == 0
+    assert choose([row("only")]) == 0
