@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cmp_to_key
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,6 @@ from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
 from .hamming import across, within
 from .keeper import because, choose
 from .merge import Merge, places
-from .near import UnionFind
 from .signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
 
 DEFAULT_ALIGN_RADIUS = 6
@@ -129,12 +129,15 @@ def verify(c: Candidate, left: Signed, right: Signed, threshold: float) -> tuple
     return None
 
 
-def describe_alignment(found: Alignment) -> str:
+def relation(found: Alignment, inner: bool, other: str) -> str:
+    """How a copy relates to `other`, for its reject's detail: which one sits inside which, the
+    crop on each side, and how well the thumbnails agree."""
     crops = [max(0.0, m) for m in found.box.margins()]
+    agree = f"aligned thumbnails agree at {found.score:.2f}"
     if max(crops) < 0.01:
-        return f"same frame (aligned thumbnails agree at {found.score:.2f})"
+        return f"the same frame as {other} ({agree})"
     sides = ", ".join(f"{name} {m:.1%}" for name, m in zip(("left", "top", "right", "bottom"), crops) if m >= 0.01)
-    return f"crop ({sides}; aligned thumbnails agree at {found.score:.2f})"
+    return f"{'a crop of' if inner else 'the uncropped frame of'} {other} ({sides}; {agree})"
 
 
 @dataclass(frozen=True)
@@ -158,41 +161,53 @@ class AlignedDedup:
         signed = Signed.of(kept)
         if signed.rows.size < 2:
             return []
-        uf = UnionFind(signed.rows.size)
-        how: dict[int, str] = {}
+        pairs: dict[tuple[int, int], tuple[int, Alignment]] = {}  # (a, b) table rows, a < b: inner row, alignment
         for c in candidates(signed.hashes, self.radius):
             verdict = verify(c, signed, signed, self.threshold)
             if verdict is not None:
                 inner, found = verdict
-                uf.union(c.a, c.b)
-                how[c.b if inner == "b" else c.a] = describe_alignment(found)
-        return self._merges(kept, signed, uf, how)
+                a, b = int(signed.rows[c.a]), int(signed.rows[c.b])
+                pairs[(min(a, b), max(a, b))] = (a if inner == "a" else b, found)
+        return self._merges(kept, pairs)
 
-    def _merges(self, kept: pa.Table, signed: Signed, uf: UnionFind, how: dict[int, str]) -> list[Merge]:
-        groups: dict[int, list[int]] = {}
-        for k in range(signed.rows.size):
-            groups.setdefault(uf.find(k), []).append(k)
-        clusters = [sorted(int(signed.rows[k]) for k in members) for members in groups.values() if len(members) > 1]
-        if not clusters:
+    def _merges(self, kept: pa.Table, pairs: dict[tuple[int, int], tuple[int, Alignment]]) -> list[Merge]:
+        """Each copy merges into a keeper it was checked against directly. Not clusters of
+        chains: two crops that only overlap, each containing a small third crop, are not copies
+        of each other, and a chain through the third would merge them. So the best copy (by the
+        keeper rule) absorbs its direct partners, then the best remaining one, and so on."""
+        if not pairs:
             return []
-        # one take for every cluster: a take from a million-row table costs the same for 2 rows or 2,000
-        wanted = [row for rows in clusters for row in rows]
+        partners: dict[int, list[int]] = {}
+        for a, b in sorted(pairs):
+            partners.setdefault(a, []).append(b)
+            partners.setdefault(b, []).append(a)
+        rows = sorted(partners)
+        # one take for every row involved: a take from a million-row table costs the same for 2 rows or 2,000
         columns = [c for c in kept.column_names if c not in ("windows", "thumb")]
-        records = dict(zip(wanted, kept.select(columns).take(pa.array(wanted, pa.int64())).to_pylist()))
+        records = dict(zip(rows, kept.select(columns).take(pa.array(rows, pa.int64())).to_pylist()))
+
+        def first(x: int, y: int) -> int:  # the keeper rule on two rows, given in input order
+            lo, hi = min(x, y), max(x, y)
+            winner = lo if choose([records[lo], records[hi]]) == 0 else hi
+            return -1 if winner == x else 1
+
         where = places(kept)
-        by_row = {int(row): k for k, row in enumerate(signed.rows)}
+        taken: set[int] = set()
         merges = []
-        for rows in clusters:  # input order: arrival breaks ties
-            members = [records[row] for row in rows]
-            best = choose(members)
-            keep = members[best]
-            for n, row in enumerate(rows):
-                if n != best:
-                    why = because(members, best, n)
-                    relation = how.get(by_row[row], "a copy within its frame")
-                    merges.append(Merge(where[row], where[rows[best]], ALIGNED_REASON,
-                                        f"{relation}; of {keep['key']} ({keep['width']}x{keep['height']}, kept: {why})",
-                                        why))
+        for keeper in sorted(rows, key=cmp_to_key(first)):
+            if keeper in taken:
+                continue
+            taken.add(keeper)
+            for row in partners[keeper]:
+                if row in taken:
+                    continue
+                taken.add(row)
+                keep, copy = records[keeper], records[row]
+                why = because([keep, copy], 0, 1) if keeper < row else because([copy, keep], 1, 0)
+                inner, found = pairs[(min(row, keeper), max(row, keeper))]
+                merges.append(Merge(where[row], where[keeper], ALIGNED_REASON,
+                                    f"{relation(found, inner == row, keep['key'])}; {keep['key']} "
+                                    f"({keep['width']}x{keep['height']}) kept: {why}", why))
         return merges
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from shards import Dataset
 
 from .. import signatures
-from .aligned import AlignedDedup, Signed, candidates, describe_alignment, verify
+from .aligned import AlignedDedup, Signed, candidates, relation, verify
 from .hamming import across, parse_hex
 from .merge import Merge, places
 from .near import DEFAULT_RADIUS
@@ -81,5 +81,4 @@ class ExcludeNear:
             if verdict is not None:
                 j = int(theirs.rows[c.b])
                 inner, alignment = verdict
-                relation = "inside" if inner == "a" else "around"
-                found[row] = (f"{describe_alignment(alignment)}, {relation} {keys[j]} in {names[j]}")
+                found[row] = f"{relation(alignment, inner == 'a', keys[j])} in {names[j]}"

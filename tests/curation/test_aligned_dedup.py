@@ -110,6 +110,22 @@ def test_two_crops_overlapping_by_half_or_shifted_by_a_fifth_stay_apart(tmp_path
     assert rejects_of(tmp_path / "ds") == []
 
 
+def test_a_small_crop_inside_two_overlapping_crops_does_not_chain_them():
+    """Rows 0 and 1 are two views that only overlap; row 2, a crop of their overlap, was checked
+    and accepted against each. A chain through row 2 would merge the two views: only row 2 goes."""
+    from curation.dedup.align import Alignment, Box
+    from curation.dedup.aligned import AlignedDedup
+
+    table = pa.table({"key": ["view-a", "view-b", "overlap"], "width": [960, 960, 880], "height": [640, 640, 600],
+                      "format": ["jpeg"] * 3, "quality": [90] * 3, "nbytes": [1000] * 3, "source": ["folder"] * 3,
+                      "slice": [0, 0, 0], "row": [0, 1, 2]})
+    inside = Alignment(Box(0.05, 0.03, 0.92, 0.94), 0.97)
+    merges = AlignedDedup()._merges(table, {(0, 2): (2, inside), (1, 2): (2, inside)})
+    assert [(m.dropped, m.kept) for m in merges] == [((0, 2), (0, 0))]
+    assert merges[0].detail.startswith("a crop of view-a (left 5.0%, top 3.0%, right 3.0%, bottom 3.0%;")
+    assert merges[0].why == "most pixels (960x640 against 880x600)"
+
+
 def test_add_and_exclude_follow_the_same_rules(tmp_path):
     base = photo(5, W, H)
     q70, q95 = encode(base, "JPEG", quality=70), encode(base, "JPEG", quality=95)
