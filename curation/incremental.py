@@ -190,7 +190,11 @@ def _records(out: Path, rejects: pa.Table, merges: MergePlan) -> dict[str, bytes
     old = pq.read_table(out / REJECTS_NAME) if (out / REJECTS_NAME).exists() else REJECTS_SCHEMA.empty_table()
     table = merges.records()
     if (out / DEDUP_NAME).exists():
-        table = pa.concat_tables([pq.read_table(out / DEDUP_NAME).cast(table.schema), table])
+        earlier = pq.read_table(out / DEDUP_NAME)
+        for field in table.schema:  # records written before a column existed (kept_because) have it null
+            if field.name not in earlier.column_names:
+                earlier = earlier.append_column(field, pa.nulls(earlier.num_rows, field.type))
+        table = pa.concat_tables([earlier.select(table.schema.names).cast(table.schema), table])
     return {REJECTS_NAME: parquet_bytes(pa.concat_tables([old.cast(REJECTS_SCHEMA), rejects.cast(REJECTS_SCHEMA)])),
             DEDUP_NAME: parquet_bytes(table),
             signatures.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}

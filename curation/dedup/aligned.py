@@ -8,8 +8,9 @@ Candidates come from the windows' hashes (`signature.WINDOWS`), searched within 
 Each candidate pair is then checked by alignment (`align.py`): it is a copy only when one image
 sits inside the other at a uniform scale and their aligned thumbnails agree. Half-overlapping
 crops, shifted views of one scene and tiles of one photo stick out of each other's frame and
-stay distinct. Accepted pairs form clusters, and each cluster keeps one copy by the keeper rule
-(`keeper.py`). Samples without a signature (datasets made before signatures were stored) take
+stay distinct. The best copy by the keeper rule (`keeper.py`) absorbs the copies it was checked
+against, then the best remaining one, and so on: a copy goes only into an image it was checked
+against, never along a chain. Samples without a signature (datasets made before signatures were stored) take
 no part: the pHash stage still sees them.
 """
 
@@ -206,8 +207,8 @@ class AlignedDedup:
                 why = because([keep, copy], 0, 1) if keeper < row else because([copy, keep], 1, 0)
                 inner, found = pairs[(min(row, keeper), max(row, keeper))]
                 merges.append(Merge(where[row], where[keeper], ALIGNED_REASON,
-                                    f"{relation(found, inner == row, keep['key'])}; {keep['key']} "
-                                    f"({keep['width']}x{keep['height']}) kept: {why}", why))
+                                    f"{relation(found, inner == row, keep['key'])}; kept {keep['key']} "
+                                    f"({keep['width']}x{keep['height']}): {why}", why))
         return merges
 
 

@@ -154,8 +154,12 @@ def test_a_dataset_made_before_signatures_reads_and_takes_an_add(tmp_path):
     base = photo(7, W, H)
     out = tmp_path / "ds"
     run(write(tmp_path / "first", {"photo.jpg": encode(base, "JPEG", quality=92),
+                                   "same.jpg": encode(base, "JPEG", quality=92),
                                    "other.jpg": encode(photo(8, W, H), "JPEG")}), out)
-    (out / DATASET_SIGNATURES).unlink()  # what a dataset made before this change looks like
+    # what a dataset made before this change looks like: no signatures, dedup records without why
+    (out / DATASET_SIGNATURES).unlink()
+    records = out / "work" / "dedup.parquet"
+    pq.write_table(pq.read_table(records).drop_columns(["kept_because"]), records)
     assert verify_dataset(str(out)).ok
     add(FolderSource(str(write(tmp_path / "more", {"crop.jpg": encode(crop(base, 0.05), "JPEG", quality=90),
                                                    "third.jpg": encode(photo(9, W, H), "JPEG")}))),
@@ -168,6 +172,8 @@ def test_a_dataset_made_before_signatures_reads_and_takes_an_add(tmp_path):
     stored = pq.read_table(out / DATASET_SIGNATURES)
     assert set(stored["key"].to_pylist()) <= set(dataset.index["key"].to_pylist())
     assert stored.num_rows == len(dataset) - 2  # only what was added has a signature
+    whys = pq.read_table(records)["kept_because"].to_pylist()
+    assert whys[0] is None  # the old record of same.jpg, merged before reasons were recorded
     assert verify_dataset(str(out)).ok
 
 
