@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shards import DatasetError
+from shards.location import Location
 from shards.manifest import WORK_DIR
 
 from .dedup.signature import SCHEMA
@@ -24,15 +25,17 @@ from .dedup.signature import SCHEMA
 __all__ = ["DATASET_SIGNATURES", "SCHEMA", "SIGNATURES_NAME", "attach", "check", "of_dataset", "read", "select"]
 
 SIGNATURES_NAME = "signatures.parquet"
+MAX_REMOTE_BYTES = 4 * 2**30  # a remote signature file is read whole: about 4 million samples
 DATASET_SIGNATURES = f"{WORK_DIR}/{SIGNATURES_NAME}"
 COLUMNS = tuple(name for name in SCHEMA.names if name != "key")
 
 
-def read(path: Path) -> pa.Table | None:
-    """A signature file, or None where there is none. A dataset may come from anyone: a file
-    that is not one (another schema, not Parquet, damaged) is a one-line DatasetError."""
+def read(path: Path | str, source: pa.BufferReader | None = None) -> pa.Table | None:
+    """A signature file (at `path`, or its bytes in `source`), or None where there is none. A
+    dataset may come from anyone: a file that is not one (another schema, not Parquet, damaged)
+    is a one-line DatasetError."""
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(source if source is not None else path)
     except FileNotFoundError:
         return None
     except (OSError, pa.ArrowException) as exc:
@@ -82,7 +85,12 @@ def select(table: pa.Table) -> pa.Table:
 
 
 def of_dataset(dataset: str | Path) -> pa.Table | None:
-    """A local dataset's stored signatures; None for a URL or a dataset without them."""
-    if "://" in str(dataset):
+    """A dataset's stored signatures, local or at a URL (read whole, within
+    MAX_REMOTE_BYTES); None for a dataset without them."""
+    location = Location.parse(dataset)
+    if location.kind == "local":
+        return read(Path(location.path(DATASET_SIGNATURES)))
+    if not location.exists(DATASET_SIGNATURES):
         return None
-    return read(Path(dataset) / DATASET_SIGNATURES)
+    data = location.read_file(DATASET_SIGNATURES, MAX_REMOTE_BYTES)
+    return read(location.display(DATASET_SIGNATURES), pa.BufferReader(data))

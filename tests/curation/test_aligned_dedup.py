@@ -206,3 +206,26 @@ def test_a_hostile_signature_file_is_one_line_and_changes_nothing(tmp_path, caps
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "signature file" in err[0] and "Traceback" not in err[0]
     assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before
+
+
+def test_exclude_reads_the_signatures_of_a_dataset_at_a_url(tmp_path):
+    import fsspec
+
+    base = photo(14, W, H)
+    test_set = tmp_path / "test-set"
+    run(write(tmp_path / "first", {"photo.jpg": encode(base, "JPEG", quality=92)}), test_set)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(test_set), "/exclude-test-set", recursive=True)
+    try:
+        from curation import signatures
+
+        remote = signatures.of_dataset("memory:///exclude-test-set")
+        assert remote is not None and remote.equals(signatures.of_dataset(test_set))
+        cropped = encode(crop(base, 0.05), "JPEG", quality=90)
+        dataset = run(write(tmp_path / "elsewhere", {"crop.jpg": cropped, "other.jpg": encode(photo(15, W, H))}),
+                      tmp_path / "train", exclude=("memory:///exclude-test-set",))
+    finally:
+        memory.rm("/exclude-test-set", recursive=True)
+    assert len(dataset) == 1
+    [reject] = rejects_of(tmp_path / "train")
+    assert reject["reason"] == "excluded" and reject["detail"].endswith("in memory:///exclude-test-set")
