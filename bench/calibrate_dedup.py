@@ -144,7 +144,8 @@ def distance(a: int, b: int) -> int:
 
 
 def images_and_pairs(results: list[dict]):
-    """Every image once, and the positive and negative pairs as indexes into that list."""
+    """Every image once, the positive and negative pairs as indexes into that list, and each
+    photo's original's index."""
     images: list[dict] = []
     positives: dict[str, list[tuple[int, int]]] = {}
     negatives: dict[str, list[tuple[int, int]]] = {"distinct photos": []}
@@ -161,7 +162,7 @@ def images_and_pairs(results: list[dict]):
                 negatives.setdefault(kind, []).append((len(images) - 2, len(images) - 1))
     for fa, fb in itertools.combinations(families, 2):
         negatives["distinct photos"] += [(a, b) for a in fa for b in fb]
-    return images, positives, negatives
+    return images, positives, negatives, [family[0] for family in families]
 
 
 def signed(images: list[dict]) -> Signed:
@@ -262,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     low, high = (int(x) for x in args.radius.split(".."))
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(measure, paths))
-    images, positives, negatives = images_and_pairs(results)
+    images, positives, negatives, originals = images_and_pairs(results)
     phash_negative = {k: [distance(images[a]["phash"], images[b]["phash"]) for a, b in v] for k, v in negatives.items()}
     closest = min(min(d) for d in phash_negative.values())
     distinct = np.array(phash_negative["distinct photos"], dtype=float)
@@ -287,7 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     accepted = {t: accepted_pairs(everything, args.align_radius, t) for t in thresholds}
     summary = report(images, positives, negatives, range(low, high + 1), chosen, accepted, args.threshold)
     # the threshold's margin: the check forced on the hard negatives and on distinct originals
-    originals = [fam[0] for fam in _originals(results)]
     forced = {kind: [forced_score(everything, a, b) for a, b in pairs] for kind, pairs in negatives.items()
               if kind != "distinct photos"}
     forced["distinct photos (originals)"] = [forced_score(everything, a, b)
@@ -306,15 +306,6 @@ def main(argv: list[str] | None = None) -> int:
                                                "forced": {k: max(v) for k, v in forced.items()},
                                                "true_lowest": min(true_scores)}, indent=1))
     return 0
-
-
-def _originals(results: list[dict]) -> list[range]:
-    """Each photo's index range in the image list (its original first), as images_and_pairs lays it out."""
-    ranges, first = [], 0
-    for r in results:
-        ranges.append(range(first, first + 1 + len(r["copies"])))
-        first += 1 + len(r["copies"]) + 2 * sum(len(p) for p in r["pairs"].values())
-    return ranges
 
 
 if __name__ == "__main__":

@@ -39,12 +39,11 @@ def read(path: Path | str, source: pa.BufferReader | None = None) -> pa.Table | 
     except FileNotFoundError:
         return None
     except (OSError, pa.ArrowException) as exc:
-        raise DatasetError(f"{path} is not a readable signature file: {str(exc)[:200]}") from None
+        raise _unreadable(path, exc) from None
     try:
         return table.select(list(SCHEMA.names)).cast(SCHEMA)
     except (KeyError, pa.ArrowException) as exc:
-        raise DatasetError(f"{path} is not a signature file of this version ({str(exc)[:200]}); "
-                           "remove it to match its dataset by pHash only") from None
+        raise _other_version(path, str(exc)) from None
 
 
 def check(dataset: str | Path) -> None:
@@ -57,11 +56,19 @@ def check(dataset: str | Path) -> None:
     except FileNotFoundError:
         return
     except (OSError, pa.ArrowException) as exc:
-        raise DatasetError(f"{path} is not a readable signature file: {str(exc)[:200]}") from None
+        raise _unreadable(path, exc) from None
     missing = [name for name in SCHEMA.names if name not in schema.names]
     if missing:
-        raise DatasetError(f"{path} is not a signature file of this version (no {', '.join(missing)}); "
-                           "remove it to match its dataset by pHash only")
+        raise _other_version(path, f"no {', '.join(missing)}")
+
+
+def _unreadable(path, exc: Exception) -> DatasetError:
+    return DatasetError(f"{path} is not a readable signature file: {str(exc)[:200]}")
+
+
+def _other_version(path, why: str) -> DatasetError:
+    return DatasetError(f"{path} is not a signature file of this version ({why[:200]}); "
+                        "remove it to match its dataset by pHash only")
 
 
 def attach(table: pa.Table, signatures: pa.Table | None) -> pa.Table:

@@ -29,7 +29,7 @@ from shards.errors import ConfigError
 
 from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
 from .hamming import across, within
-from .keeper import because, choose
+from .keeper import because, choose, records
 from .merge import Merge, places
 from .signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
 
@@ -184,12 +184,11 @@ class AlignedDedup:
             partners.setdefault(b, []).append(a)
         rows = sorted(partners)
         # one take for every row involved: a take from a million-row table costs the same for 2 rows or 2,000
-        columns = [c for c in kept.column_names if c not in ("windows", "thumb")]
-        records = dict(zip(rows, kept.select(columns).take(pa.array(rows, pa.int64())).to_pylist()))
+        found_records = dict(zip(rows, records(kept, rows)))
 
         def first(x: int, y: int) -> int:  # the keeper rule on two rows, given in input order
             lo, hi = min(x, y), max(x, y)
-            winner = lo if choose([records[lo], records[hi]]) == 0 else hi
+            winner = lo if choose([found_records[lo], found_records[hi]]) == 0 else hi
             return -1 if winner == x else 1
 
         where = places(kept)
@@ -203,7 +202,7 @@ class AlignedDedup:
                 if row in taken:
                     continue
                 taken.add(row)
-                keep, copy = records[keeper], records[row]
+                keep, copy = found_records[keeper], found_records[row]
                 why = because([keep, copy], 0, 1) if keeper < row else because([copy, keep], 1, 0)
                 inner, found = pairs[(min(row, keeper), max(row, keeper))]
                 merges.append(Merge(where[row], where[keeper], ALIGNED_REASON,

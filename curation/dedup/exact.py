@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .keeper import PROVENANCE_FIELDS, because, choose
+from .keeper import because, choose, records
 from .merge import Merge, Place, places
 
 
@@ -25,18 +25,16 @@ class ExactDedup:
         for i, sha in enumerate(kept["sha256"].to_pylist()):
             groups[sha].append(i)
         where = places(kept)
-        columns = [c for c in (*PROVENANCE_FIELDS, "source", "key", "width", "height", "format", "nbytes", "quality")
-                   if c in kept.column_names]
         merges = []
         for rows in groups.values():
             if len(rows) == 1:
                 continue
-            records = kept.take(rows).select(columns).to_pylist()
-            best = choose(records)  # rows are in input order: arrival breaks ties
+            found = records(kept, rows)
+            best = choose(found)  # rows are in input order: arrival breaks ties
             for j, i in enumerate(rows):
                 if j != best:
                     merges.append(Merge(where[i], where[rows[best]], "duplicate",
-                                        f"same bytes as {records[best]['key']}", because(records, best, j)))
+                                        f"same bytes as {found[best]['key']}", because(found, best, j)))
         return merges
 
 

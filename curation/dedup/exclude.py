@@ -64,15 +64,15 @@ class ExcludeNear:
         for i, j, dist in zip(q.tolist(), first[b].tolist(), d.tolist()):  # by query: the first match names it
             found.setdefault(i, f"pHash {dist} bits from {keys[j]} in {names[j]}")
         if self.aligned is not None:
-            self._aligned(kept, base, names, found)
+            self._aligned(kept, base, keys, names, found)
         where = places(kept)
         return [Merge(where[i], None, EXCLUDED_REASON, found[i]) for i in sorted(found)]
 
-    def _aligned(self, kept: pa.Table, base: pa.Table, names: list[str], found: dict[int, str]) -> None:
+    def _aligned(self, kept: pa.Table, base: pa.Table, keys: list[str], names: list[str],
+                 found: dict[int, str]) -> None:
         ours, theirs = Signed.of(kept), Signed.of(base)
         if ours.rows.size == 0 or theirs.rows.size == 0:
             return
-        keys = base["key"].to_pylist()
         for c in candidates(ours.hashes, self.aligned.radius, theirs.hashes):
             row = int(ours.rows[c.a])
             if row in found:

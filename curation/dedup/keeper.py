@@ -18,9 +18,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pyarrow as pa
+
 PROVENANCE_FIELDS = ("license", "owner", "title", "url", "license_url", "date_taken")
+# what the rule and the merge details read of a sample (not its signature's kilobyte of thumbnail)
+RULE_COLUMNS = (*PROVENANCE_FIELDS, "source", "key", "width", "height", "format", "nbytes", "quality")
 SOURCE_RANK = {"flickr": 2, "url": 1, "folder": 0}
 LOSSLESS = ("png", "tiff", "tif", "bmp")
+
+
+def records(table: pa.Table, rows: list[int]) -> list[dict[str, Any]]:
+    """The rule's columns of these rows of a dedup table, as dicts, in the order given."""
+    columns = [c for c in RULE_COLUMNS if c in table.column_names]
+    return table.select(columns).take(pa.array(rows, pa.int64())).to_pylist()
 
 
 def provenance_rank(row: dict[str, Any]) -> tuple:

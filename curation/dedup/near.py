@@ -4,10 +4,11 @@ rule, `keeper.py`).
 It is a dedup stage (`merge.DedupStage`): metadata in, merges out, no pixels. The radius
 default comes from bench/calibrate_dedup.py (docs/BENCHMARKS.md, 29 photos and 69 copies of
 each): at 4 every downscale to 1/4 and every JPEG re-encode from q60 is found, and all but one
-each of the copies downscaled to 1/8 and brightened by 15%. The closest distinct pair is at 6 (a star field and a brick wall under the same heavy
-watermark), and the fitted tail of distinct-photo distances predicts about 1 false pair among
-a million images at 4, 31 at 6. What 4 misses of the copies (1/8 downscales, crops, overlays)
-the aligned stage (`aligned.py`) finds, with a check that pHash cannot make.
+each of the copies downscaled to 1/8 and brightened by 15%. The closest distinct pair is at 6
+(a star field and a brick wall under the same heavy watermark), and the fitted tail of
+distinct-photo distances predicts about 1 false pair among a million images at 4, 31 at 6.
+What 4 misses of the copies (1/8 downscales, crops, overlays) the aligned stage (`aligned.py`)
+finds, with a check that pHash cannot make.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow as pa
 from shards.errors import ConfigError
 
 from .hamming import parse_hex, within
-from .keeper import because, choose
+from .keeper import because, choose, records
 from .merge import Merge, places
 
 DEFAULT_RADIUS = 4
@@ -90,12 +91,12 @@ class NearDedup:
         where = places(kept)
         merges = []
         for rows in clusters(hashes, self.radius):
-            records = kept.take(rows).to_pylist()
-            best = choose(records)  # rows are in input order: arrival breaks ties
-            keep = records[best]
+            found = records(kept, rows)
+            best = choose(found)  # rows are in input order: arrival breaks ties
+            keep = found[best]
             for k, i in enumerate(rows):
                 if k != best:
-                    why = because(records, best, k)
+                    why = because(found, best, k)
                     distance = int(hashes[i] ^ hashes[rows[best]]).bit_count()
                     merges.append(Merge(where[i], where[rows[best]], NEAR_REASON,
                                         f"pHash {distance} bits from {keep['key']} "
