@@ -7,12 +7,14 @@ stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from shards import DatasetError
 from shards.admission import FilterConfig
 from shards.console import (
     MAX_SIDE,
@@ -33,6 +35,7 @@ from .dedup.align import DEFAULT_THRESHOLD
 from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
 from .http import FetchConfig
 from .pipeline import CurateConfig, prepare, run, status
+from .remote import is_remote
 from .sources.flickr.cli import add_flickr_commands
 from .workdir import WorkDir
 
@@ -80,13 +83,15 @@ def make_engine(args: argparse.Namespace):
         return InlineEngine()
     from .engine import RayEngine
 
-    return RayEngine(args.ray_address, num_cpus=args.workers)
+    return RayEngine(args.ray_address, num_cpus=args.workers, ship=not args.ray_installed)
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
     from .report import LiveEvents, summary_table
 
     config = config_from_args(args)
+    if is_remote(args.out):
+        return curate_to_url(args, config)
     source = make_source(args)
     out = Path(args.out).absolute()
     ready, go = prepare, run
@@ -109,11 +114,40 @@ def cmd_curate(args: argparse.Namespace) -> int:
     return 0
 
 
+def curate_to_url(args: argparse.Namespace, config: CurateConfig) -> int:
+    """`--out s3://...` (any fsspec URL): run in a local mirror, publish to the URL."""
+    from .remote import RemoteOut
+    from .remote_run import curate_remote
+    from .report import LiveEvents, summary_table
+
+    if args.add:
+        raise DatasetError("--add needs a local --out: curate the addition into a local copy, "
+                           "or curate the whole input again to a new URL")
+    remote = RemoteOut.parse(args.out, args.scratch)
+    args.local_out = remote.mirror  # where a Flickr source keeps its discovery journal
+    name = args.name or args.out.rstrip("/").rsplit("/", 1)[-1] or None
+    config = dataclasses.replace(config, name=name)
+    source = make_source(args)
+    manifest = curate_remote(source, remote, config, lambda: make_engine(args), args.restart,
+                             LiveEvents(Console(stderr=True)))
+    print_report(summary_table(manifest), markup=True)
+    print(f"wrote {manifest['num_samples']} samples to {remote.target.url}; "
+          f"rejects in {remote.target.display(REJECTS_NAME)}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    report = status(args.dataset)
+    if is_remote(args.dataset):
+        from .remote import RemoteOut
+        from .remote_run import remote_status
+
+        remote = RemoteOut.parse(args.dataset, args.scratch)
+        report, local = remote_status(remote), remote.mirror
+    else:
+        report, local = status(args.dataset), Path(args.dataset).absolute()
     from .sources.flickr.journal import discovery_status
 
-    if flickr := discovery_status(WorkDir.of(Path(args.dataset).absolute()).root):
+    if flickr := discovery_status(WorkDir.of(local).root):
         report["flickr"] = flickr
     if args.json:
         print(json.dumps(report, indent=2))
@@ -125,7 +159,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, metavar="DATASET", help="output folder; rerunning resumes it")
+    p.add_argument("--out", required=True, metavar="DATASET",
+                   help="output folder, or an object store URL (s3://bucket/prefix, any fsspec URL); "
+                   "rerunning resumes it")
+    p.add_argument("--scratch", metavar="DIR",
+                   help="for a URL --out: the local folder where the run is packed before it is uploaded "
+                   "(default ~/.cache/anyres/curate; needs room for the dataset)")
     p.add_argument("--restart", action="store_true", help="discard the work folder (and a finished dataset) first")
     p.add_argument("--name", help="dataset name (default: the folder name)")
     g = p.add_argument_group("filters")
@@ -163,8 +202,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-host", type=int_between(1, 1024), default=4,
                    help="concurrent connections to one host per worker (default 4)")
     g = p.add_argument_group("engine and output")
-    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto); "
-                   "default: start an embedded local Ray")
+    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto), sending "
+                   "this machine's Ray token if it has one (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN); "
+                   "default: start a private local Ray")
+    g.add_argument("--ray-installed", action="store_true",
+                   help="the cluster's nodes have anyres installed: do not ship its packages with the job")
     g.add_argument("--workers", type=int_between(1, 4096), help="CPUs of the embedded Ray (default: all)")
     g.add_argument("--no-ray", action="store_true", help="run every slice in this process")
     g.add_argument("--slice-size", type=int_between(1, 10**6), default=256,
@@ -195,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_curate)
     add_flickr_commands(sub, add_run_flags, cmd_curate)
     p = sub.add_parser("status", help="how far a run got")
-    p.add_argument("dataset", metavar="DATASET", help="the --out folder of an anyres-curate run")
+    p.add_argument("dataset", metavar="DATASET", help="the --out folder (or URL) of an anyres-curate run")
+    p.add_argument("--scratch", metavar="DIR", help="for a URL: the --scratch the run was given")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_status)
     return parser

@@ -36,6 +36,7 @@ from .dedup.signature import SCHEMA as SIGNATURE_SCHEMA
 from .dedup.signature import Signature, signature
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
+from .remote import commit_slice, private_folder
 from .signatures import SIGNATURES_NAME
 from .sources import Source
 from .workdir import DONE_NAME, SLICE_REJECTS, WorkDir, read_done
@@ -111,10 +112,13 @@ def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfi
 def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
               report: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
     final = work.slice(task.number)
-    done = read_done(final)
+    done = work.done(task.number)
     if done is not None:
         return done
-    folder = final.with_name(f"{final.name}.part-{uuid.uuid4().hex[:12]}")
+    if work.remote is None:
+        folder = final.with_name(f"{final.name}.part-{uuid.uuid4().hex[:12]}")
+    else:  # a dataset at a URL: staged on this node's disk, committed by upload (remote.py)
+        folder = private_folder(f"anyres-{final.name}-")
     open_item = source.opener(config.fetch)
     rejects: list[dict[str, Any]] = []
     signatures: list[dict[str, Any]] = []  # in the order the writer adds samples: index order
@@ -157,6 +161,8 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
         "rejects": dict(Counter(r["reason"] for r in rejects).most_common()),
     }
     atomic_write(folder / DONE_NAME, json.dumps(done).encode())
+    if work.remote is not None:
+        return commit_slice(work.remote, task.number, folder, done)
     return commit(folder, final, done)
 
 

@@ -83,15 +83,20 @@ def prepare(out: Path, source: Source, config: CurateConfig, restart: bool) -> W
     if saved is None and manifest is None and out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} is not empty and holds no {TOOL} run; choose a new or empty --out")
     wanted = identity(source, config)
-    if saved is not None and saved["identity"] != wanted:
-        changed = sorted(k for k in wanted if wanted[k] != saved["identity"].get(k))
-        raise DatasetError(f"{out} was curated with other settings ({', '.join(changed)} differ); "
-                           "rerun with the same ones, add --restart to start over, or --add to add "
-                           "this input to the finished dataset")
+    check_same_run(out, wanted, saved)
     if manifest is not None:
         return None
     work.save_config(wanted, config.resolved())
     return work
+
+
+def check_same_run(out: Path | str, wanted: dict[str, Any], saved: dict[str, Any] | None) -> None:
+    """A rerun resumes only the run it repeats."""
+    if saved is not None and saved.get("identity") != wanted:
+        changed = sorted(k for k in wanted if wanted[k] != (saved.get("identity") or {}).get(k))
+        raise DatasetError(f"{out} was curated with other settings ({', '.join(changed)} differ); "
+                           "rerun with the same ones, add --restart to start over, or --add to add "
+                           "this input to the finished dataset")
 
 
 def discard(out: Path) -> None:

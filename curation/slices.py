@@ -72,4 +72,5 @@ def fetch_phase(source: Source, slice_size: int, worker: WorkerConfig, work: Wor
 
     engine.run(plan_slices(source, slice_size, work, finished, planned), work, source, worker,
                progress=events.advance, done=lambda done: None)
+    work.pull(found[0].numbers)
     return found[0]

@@ -11,7 +11,8 @@ DATASET/work/ holds
 - `add-<id>/`: an addition (`--add`), laid out like a work folder, plus `pack/` (its new
   shards before they move into the dataset) and what `shards.commit` stages for its commit.
 
-A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it.
+A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it. For a dataset
+at a URL (`remote.py`) it is the local mirror's, and `remote` is where slices commit instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from typing import Any
 from shards import DatasetError
 from shards.atomic import atomic_write
 from shards.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
+
+from .remote import RemoteFolder, pull_slice, remote_done
 
 DONE_NAME = "done.json"
 SLICE_REJECTS = "rejects.parquet"
@@ -44,6 +47,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class WorkDir:
     root: Path
+    remote: RemoteFolder | None = None  # the staging folder at the dataset's URL, for a remote --out
 
     @classmethod
     def of(cls, dataset: Path) -> WorkDir:
@@ -78,7 +82,19 @@ class WorkDir:
         return self.slice(number) / SLICE_REJECTS
 
     def done(self, number: int) -> dict[str, Any] | None:
-        return read_done(self.slice(number))
+        """The slice's done record: committed here, or (remote) committed at the URL."""
+        local = read_done(self.slice(number))
+        if local is not None or self.remote is None:
+            return local
+        return remote_done(self.remote, number)
+
+    def pull(self, numbers: range) -> None:
+        """Bring slices committed at the URL into this folder (a no-op for a local --out)."""
+        if self.remote is None:
+            return
+        for number in numbers:
+            if read_done(self.slice(number)) is None and not pull_slice(self.remote, number, self.slice(number)):
+                raise DatasetError(f"slice {number} is not committed at {self.remote.url}")
 
     def finished(self) -> Iterator[dict[str, Any]]:
         """The done records of committed slices, in slice order."""

@@ -72,3 +72,27 @@ def http_server():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto's server) on 127.0.0.1 for the whole session."""
+    from tests.s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, request):
+    """(server, bucket): a fresh bucket on the session's S3 server, this process pointed at it."""
+    import fsspec
+
+    from tests.s3server import use
+
+    use(s3_server, monkeypatch)
+    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") or "bucket"
+    fsspec.filesystem("s3").mkdir(bucket)
+    yield s3_server, bucket
+    s3_server.slow_puts = None

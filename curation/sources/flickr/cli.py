@@ -101,7 +101,7 @@ def make_flickr_source(args: argparse.Namespace):
     credentials = load_credentials(args.credentials)
     api = ApiConfig(endpoint=args.endpoint, calls_per_hour=args.calls_per_hour, retries=args.api_retries,
                     backoff=args.api_backoff)
-    out = Path(args.out).absolute()
+    out = getattr(args, "local_out", None) or Path(args.out).absolute()
     common = {"api": api, "credentials": credentials, "state": "", "min_side": args.min_side}
     if args.command == "flickr":
         query = SearchQuery(text=args.text, tags=args.tags, tag_mode=args.tag_mode, licenses=args.licenses,
