@@ -152,3 +152,28 @@ def test_urls_that_cannot_or_must_not_be_written_are_one_line(s3, tmp_path, caps
         assert message in err and len(err.strip().splitlines()) == 1, (url, err)
         no_secret_in(out, err)
     assert objects(bucket) == {f"{bucket}/theirs/notes.txt": b"someone else's"}
+
+
+def test_a_slice_commits_by_its_marker_and_an_attempt_without_one_is_never_read(s3, tmp_path):
+    from curation.fetch import Slice, WorkerConfig, run_slice
+    from curation.remote import RemoteFolder
+    from curation.sources.folder import FolderSource
+    from curation.workdir import WorkDir
+    from shards import Dataset
+
+    _, bucket = s3
+    source = FolderSource(str(image_folder(tmp_path / "images", n=3)))
+    staging = RemoteFolder.parse(f"s3://{bucket}/ds/work/staging")
+    work = WorkDir(tmp_path / "mirror" / "work", remote=staging)
+    task = Slice(0, tuple(source.items()))
+    staging.put_bytes("slice-000000/0badc0ffee00/index.parquet", b"a killed attempt: no marker")
+    assert work.done(0) is None
+    assert run_slice(work, task, source, WorkerConfig())["kept"] == 3
+    marker = work.done(0)
+    assert marker["attempt"] != "0badc0ffee00" and marker["kept"] == 3
+    assert not list(tmp_path.glob("mirror/work/staging/*"))  # committed at the URL only
+    work.pull(range(1))
+    assert sorted(s.meta.key for s in Dataset(str(work.slice(0))).iter_samples()) == \
+        sorted(item.key for item in task.items)
+    assert run_slice(work, task, source, WorkerConfig())["kept"] == 3  # committed: not fetched again
+    assert len([n for n in objects(bucket) if n.endswith("slice-000000/done.json")]) == 1  # one commit
