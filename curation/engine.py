@@ -1,19 +1,27 @@
-"""Where slices run: on Ray (an embedded local cluster by default, or an existing one), or
+"""Where slices run: on Ray (a private local cluster by default, or an existing one), or
 inline in this process (small inputs, debugging, most tests).
 
 Both take the same slice function and report per-item progress back to the driver: inline by
 a plain call, on Ray through a tiny actor that tasks post counts to and the driver drains.
 At most two slices per worker are in flight, so the driver never materialises a huge input.
+
+Joining a cluster (`--ray-address`): the driver sends this machine's Ray token when it has one
+(clusters started with `ray start --head` check one by default), a refused token is one line
+before `ray.init` starts retrying, and anyres's own packages travel with the job, so nodes
+need Ray and the dependencies but not anyres.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +34,10 @@ from .workdir import WorkDir
 Progress = Callable[[dict[str, int]], None]
 Done = Callable[[dict[str, Any]], None]
 OBJECT_STORE_BYTES = 200 * 2**20  # slices carry item lists only; image bytes never travel
+SHIPPED = ("shards", "curation")  # all that slice tasks import; training (torch) stays home
+MAX_SHIPPED_FILE = 2**20  # the packages are sources of a few kB; anything bigger is not code
+TOKEN_HELP = ("copy the head node's ~/.ray/auth_token to ~/.ray/auth_token here, or set RAY_AUTH_TOKEN_PATH "
+              "to a copy of it")
 
 
 class Engine(Protocol):
@@ -49,10 +61,10 @@ class InlineEngine:
         pass
 
 
-def check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail in seconds, not minutes: Ray itself retries an unreachable GCS for a long time."""
+def host_port(address: str) -> tuple[str, int] | None:
+    """HOST and PORT of a --ray-address; None for `auto` and `local`."""
     if address in ("auto", "local"):
-        return
+        return None
     parts = urlsplit(address if "://" in address else f"ray://{address}")
     try:
         host, port = parts.hostname, parts.port
@@ -60,27 +72,123 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         host = port = None
     if not host or not port:
         raise DatasetError(f"--ray-address {address!r} is not HOST:PORT, ray://HOST:PORT or auto")
+    return host, port
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes: Ray itself retries an unreachable GCS for a long time."""
+    if (target := host_port(address)) is None:
+        return
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        socket.create_connection(target, timeout=timeout).close()
     except OSError as exc:
         raise DatasetError(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
 
 
+def use_token_if_any() -> bool:
+    """Send this machine's Ray token, if it has one; True when a token will be sent.
+
+    Ray (2.60 here) turns token authentication on for `ray start --head` whenever the head machine
+    has a token (~/.ray/auth_token, written by any local `ray.init()`), but a driver given an
+    address sends one only under RAY_AUTH_MODE=token (ray/_private/worker.py). Sending a token
+    to a cluster that checks none is harmless, so a token found here is sent.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication
+        return False
+    # RAY_AUTH_TOKEN, else the file at RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token (Ray's order)
+    found = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
+    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
+    if mode == "token" and not found:  # Ray would abort in C++ at the first call, with a stack trace
+        raise DatasetError(f"RAY_AUTH_MODE=token but this machine has no Ray token: {TOKEN_HELP}")
+    if not mode and found:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        Config.initialize("")  # Ray caches its config: re-read the mode
+    return mode != "disabled" and found
+
+
+def token_source() -> str:
+    """Where Ray reads this machine's token from, named, never shown."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+
+
+def check_token(address: str) -> None:
+    """One call to the cluster's GCS before `ray.init`, which would retry a refused token for a
+    minute, a warning a second, then fail without saying why."""
+    sends = use_token_if_any()
+    if "://" in address or host_port(address) is None:  # Ray Client, auto: Ray's own checks
+        return
+    import ray
+    from ray._raylet import GcsClient
+
+    refused = getattr(ray.exceptions, "AuthenticationError", ())
+    try:
+        with native_stderr_silenced():  # Ray logs each refusal in C++ on top of raising it
+            GcsClient(address=address)
+    except refused:
+        if sends:
+            why = f"refused this machine's token (from {token_source()})"
+        elif os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+            why = "needs an authentication token, and RAY_AUTH_MODE=disabled here sends none (unset it)"
+        else:
+            why = "needs an authentication token and this machine has none"
+        raise DatasetError(f"Ray at {address} {why}: {TOKEN_HELP}") from None
+    except Exception as exc:
+        raise DatasetError(f"cannot join Ray at {address}: {str(exc).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def shipped_packages() -> dict[str, Any]:
+    """The runtime environment that carries anyres's packages to nodes that lack them; Ray
+    unpacks them on each node and puts them first on the workers' path."""
+    import importlib
+
+    roots = [Path(importlib.import_module(name).__file__).parent for name in SHIPPED]
+    big = sorted({f"/{p.relative_to(root)}" for root in roots for p in root.rglob("*")
+                  if p.is_file() and p.stat().st_size > MAX_SHIPPED_FILE})
+    return {"py_modules": [str(root) for root in roots],
+            "excludes": ["__pycache__/", "*.py[cod]", *big]}
+
+
 class RayEngine:
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    """`address` None or "local": a private Ray on this machine, whatever else runs here.
+    Otherwise join that cluster, shipping anyres's packages unless `ship` is False."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, ship: bool = True):
         import ray
 
         self._ray = ray
         self._owned = False
         if not ray.is_initialized():
-            if address:
-                check_reachable(address)
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                        "logging_level": logging.ERROR}
-            if not address or address == "local":
+            private = not address or address == "local"
+            if private:
+                # "local", not None: None joins RAY_ADDRESS or the cluster that `ray start` last
+                # recorded on this machine (/tmp/ray/ray_current_cluster), even a dead one.
                 options.update(num_cpus=num_cpus or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES)
+            else:
+                check_reachable(address)
+                check_token(address)
+                if ship:
+                    options["runtime_env"] = shipped_packages()
             try:
-                ray.init(address=None if address == "local" else address, **options)
+                ray.init(address="local" if private else address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise DatasetError(f"cannot start or join Ray ({address or 'local'}): {exc}") from None
             self._owned = True
@@ -88,7 +196,11 @@ class RayEngine:
 
     def run(self, slices, work, source, config, progress, done) -> None:
         ray = self._ray
-        sink = _sink_actor(ray).remote()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # On the driver's node: a lost worker node must not take the progress counts with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        sink = _sink_actor(ray).options(scheduling_strategy=here).remote()
         remote = ray.remote(_run_remote).options(num_cpus=1, max_retries=3)
         pending: list = []
         try:
@@ -117,7 +229,10 @@ class RayEngine:
 
 
 def _run_remote(work, task, source, config, sink):
-    return run_slice(work, task, source, config, report=lambda delta: sink.add.remote(delta))
+    import ray
+
+    done = run_slice(work, task, source, config, report=lambda delta: sink.add.remote(delta))
+    return {**done, "node": ray.get_runtime_context().get_node_id()}  # where it ran, for cluster checks
 
 
 def _drain(ray, sink, progress: Progress) -> None:

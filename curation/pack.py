@@ -108,7 +108,7 @@ def add_sample(writer: DatasetWriter, place: Place, sample: Sample, gone: set, e
 
 def staged_samples(work: WorkDir, numbers: Iterable[int]) -> Iterable[tuple[Place, Sample]]:
     for number in numbers:
-        for row, sample in enumerate(Dataset(str(work.slice(number))).iter_samples()):
+        for row, sample in enumerate(Dataset(work.slice_samples(number)).iter_samples()):
             yield (number, row), sample
 
 

@@ -157,9 +157,10 @@ def run(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: 
                                    "total_s": round(time.monotonic() - started, 2)}}
 
 
-def status(out: str | Path) -> dict[str, Any]:
+def status(out: str | Path, work: WorkDir | None = None) -> dict[str, Any]:
+    """How far the run in `out` got (`work`: its work folder, when it commits at a URL)."""
     out = Path(out).absolute()
-    work = WorkDir.of(out)
+    work = work or WorkDir.of(out)
     manifest = read_json(out / MANIFEST_NAME)
     if work.saved() is None and manifest is None:
         raise DatasetError(f"no {TOOL} run in {out}")

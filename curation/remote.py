@@ -6,8 +6,9 @@ works in three places:
   `work/staging/slice-NNNNNN/<attempt>/`, and committed by one small object written last, the
   marker `slice-NNNNNN/done.json` naming the attempt. An attempt without a marker (a killed
   task, a lost node) is never read; a slice's second attempt writes its own folder;
-- the driver pulls committed slices into a local mirror of the dataset (`--scratch`), where
-  dedup and pack run exactly as for a local `--out`;
+- the driver pulls committed slices' records (index, rejects, signatures) into a local mirror
+  of the dataset (`--scratch`), where dedup and pack run exactly as for a local `--out`; pack
+  reads the staged samples from the URL and writes the final shards into the mirror;
 - publishing uploads the packed dataset: each shard whole under its final name (an object
   store shows an object only once its upload completes, so a reader never sees part of one),
   then the work records, then the index, and the manifest last, the commit point.
@@ -27,7 +28,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,8 @@ class RemoteFolder:
         for file in sorted(p for p in local.rglob("*") if p.is_file()):
             self.put_file(file, f"{relative}/{file.relative_to(local).as_posix()}")
 
-    def get_folder(self, relative: str, local: Path) -> None:
+    def get_folder(self, relative: str, local: Path, skip: str | None = None) -> None:
+        """Download the files under `relative`, except those under its subfolder `skip`."""
         prefix = self.path(relative)
         files = self._io("list", relative, lambda: self.fs.find(prefix))
         for remote in files:
@@ -138,8 +140,18 @@ class RemoteFolder:
             target = local / name
             if not name or ".." in name.split("/"):
                 raise DatasetError(f"refusing {remote}: not a plain name under {self.display(relative)}")
+            if skip and name.startswith(f"{skip}/"):
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             self._io("download", relative, lambda r=remote, t=target: self.fs.get_file(r, str(t)))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Names matching `pattern`, relative to this folder, sorted."""
+        try:
+            found = self._io("list", "", lambda: self.fs.glob(self.path(pattern)), missing_ok=True)
+        except FileNotFoundError:
+            return []
+        return sorted(path[len(self.root):].strip("/") for path in found)
 
     def remove(self, relative: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -156,11 +168,10 @@ class RemoteFolder:
 
 def commit_slice(staging: RemoteFolder, number: int, folder: Path, done: dict[str, Any]) -> dict[str, Any]:
     """Upload a finished slice folder as a new attempt, then its marker: the commit."""
-    name = f"slice-{number:06d}"
     attempt = os.urandom(6).hex()
     try:
-        staging.put_folder(folder, f"{name}/{attempt}")
-        staging.put_bytes(f"{name}/{DONE_NAME}", json.dumps({**done, "attempt": attempt}).encode())
+        staging.put_folder(folder, attempt_folder(number, attempt))
+        staging.put_bytes(f"slice-{number:06d}/{DONE_NAME}", json.dumps({**done, "attempt": attempt}).encode())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return done
@@ -175,16 +186,30 @@ def remote_done(staging: RemoteFolder, number: int) -> dict[str, Any] | None:
     return marker
 
 
+def attempt_folder(number: int, attempt: str) -> str:
+    return f"slice-{number:06d}/{attempt}"
+
+
+def remote_markers(staging: RemoteFolder, skip: set[str]) -> Iterator[dict[str, Any]]:
+    """The markers of slices committed at the URL, but for the slice folders named in `skip`."""
+    for path in staging.glob(f"slice-*/{DONE_NAME}"):
+        name = path.split("/")[0]
+        if name not in skip and (marker := staging.read_json(f"{name}/{DONE_NAME}")) is not None:
+            yield marker
+
+
 def pull_slice(staging: RemoteFolder, number: int, final: Path) -> bool:
-    """Download a committed slice into the mirror's `final` folder; False where none is
-    committed yet."""
+    """Download a committed slice's records (index, rejects, signatures) into the mirror's
+    `final` folder, its marker as `done.json`; False where none is committed yet. Its shards
+    stay at the URL: pack reads them there, so the driver's disk holds the dataset once."""
     marker = remote_done(staging, number)
     if marker is None:
         return False
     final.parent.mkdir(parents=True, exist_ok=True)
     part = Path(tempfile.mkdtemp(prefix=f"{final.name}.part-pull", dir=final.parent))
     try:
-        staging.get_folder(f"{final.name}/{marker['attempt']}", part)
+        staging.get_folder(attempt_folder(number, marker["attempt"]), part, skip=SHARD_DIR)
+        (part / DONE_NAME).write_text(json.dumps(marker))
         os.replace(part, final)
     finally:
         shutil.rmtree(part, ignore_errors=True)

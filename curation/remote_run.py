@@ -20,7 +20,7 @@ from .pipeline import TOOL, CurateConfig, Events, check_same_run, identity, prep
 from .remote import RemoteOut
 from .signatures import DATASET_SIGNATURES
 from .sources import Source
-from .workdir import DEDUP_NAME
+from .workdir import DEDUP_NAME, WorkDir
 
 RECORDS = (REJECTS_NAME, DEDUP_NAME, DATASET_SIGNATURES, f"{WORK_DIR}/config.json", f"{WORK_DIR}/plan.json")
 
@@ -76,7 +76,11 @@ def publish(remote: RemoteOut) -> dict[str, Any]:
 def remote_status(remote: RemoteOut) -> dict[str, Any]:
     """`status` of a run into a URL: the mirror's while it runs here, else what was published."""
     if (remote.mirror / WORK_DIR / "config.json").exists():
-        return {**status(remote.mirror), "dataset": remote.target.url}
+        work = dataclasses.replace(WorkDir.of(remote.mirror), remote=remote.staging)
+        report = {**status(remote.mirror, work), "dataset": remote.target.url}
+        if report["state"] == "complete":  # packed here, not yet all uploaded
+            report["state"] = "uploading"
+        return report
     manifest = remote.manifest()
     if manifest is None:
         raise DatasetError(f"no {TOOL} run in {remote.target.url}" + (

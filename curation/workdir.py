@@ -28,7 +28,7 @@ from shards import DatasetError
 from shards.atomic import atomic_write
 from shards.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
 
-from .remote import RemoteFolder, pull_slice, remote_done
+from .remote import RemoteFolder, attempt_folder, pull_slice, remote_done, remote_markers
 
 DONE_NAME = "done.json"
 SLICE_REJECTS = "rejects.parquet"
@@ -88,6 +88,13 @@ class WorkDir:
             return local
         return remote_done(self.remote, number)
 
+    def slice_samples(self, number: int) -> str:
+        """Where a committed slice's samples are read: its folder here, or its attempt at the URL."""
+        done = read_done(self.slice(number))
+        if self.remote is not None and done is not None and "attempt" in done:
+            return self.remote.display(attempt_folder(number, done["attempt"]))
+        return str(self.slice(number))
+
     def pull(self, numbers: range) -> None:
         """Bring slices committed at the URL into this folder (a no-op for a local --out)."""
         if self.remote is None:
@@ -97,9 +104,13 @@ class WorkDir:
                 raise DatasetError(f"slice {number} is not committed at {self.remote.url}")
 
     def finished(self) -> Iterator[dict[str, Any]]:
-        """The done records of committed slices, in slice order."""
+        """The done records of committed slices, here and (remote) at the URL."""
+        here = set()
         for marker in sorted((self.root / "staging").glob(f"slice-*/{DONE_NAME}")):
+            here.add(marker.parent.name)
             yield json.loads(marker.read_bytes())
+        if self.remote is not None:
+            yield from remote_markers(self.remote, skip=here)
 
     def clear_parts(self) -> None:
         """Remove what unfinished attempts left behind."""

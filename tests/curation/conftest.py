@@ -161,10 +161,12 @@ def refused_url():
 @pytest.fixture(scope="package")
 def ray_session():
     """One real Ray for the curation tests, stopped when they are done: the rest of the suite
-    (torch training) should not share the machine with an idle cluster."""
+    (torch training) should not share the machine with an idle cluster. Private ("local"), as the
+    CLI's: never the cluster RAY_ADDRESS names or `ray start` left recorded in /tmp/ray."""
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=100 * 2**20, include_dashboard=False,
+             log_to_driver=False)
     yield ray
     ray.shutdown()
 

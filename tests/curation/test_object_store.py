@@ -96,7 +96,7 @@ def test_curation_to_s3_equals_the_local_one_and_reads_back_everywhere(s3, tmp_p
 
 
 @pytest.mark.slow
-def test_a_killed_upload_leaves_nothing_partial_and_a_rerun_completes_it(s3, tmp_path):
+def test_a_killed_upload_leaves_nothing_partial_and_a_rerun_completes_it(s3, tmp_path, capsys):
     server, bucket = s3
     images = image_folder(tmp_path / "images")
     url = f"s3://{bucket}/ds"
@@ -120,6 +120,8 @@ def test_a_killed_upload_leaves_nothing_partial_and_a_rerun_completes_it(s3, tmp
     assert f"{bucket}/ds/dataset.json" not in at_kill and f"{bucket}/ds/index.parquet" not in at_kill
     shards_at_kill = {name: data for name, data in at_kill.items() if name.startswith(f"{bucket}/ds/shards/")}
     assert shards_at_kill
+    assert curate_main(["status", url, "--scratch", str(tmp_path / "scratch"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "uploading"
 
     rerun = subprocess.run(command, capture_output=True, env=env, cwd=REPO, timeout=180)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -172,8 +174,9 @@ def test_a_slice_commits_by_its_marker_and_an_attempt_without_one_is_never_read(
     marker = work.done(0)
     assert marker["attempt"] != "0badc0ffee00" and marker["kept"] == 3
     assert not list(tmp_path.glob("mirror/work/staging/*"))  # committed at the URL only
-    work.pull(range(1))
-    assert sorted(s.meta.key for s in Dataset(str(work.slice(0))).iter_samples()) == \
+    work.pull(range(1))  # its records come down; its samples stay at the URL, read from there
+    assert not (work.slice(0) / "shards").exists() and work.slice_samples(0).startswith("s3://")
+    assert sorted(s.meta.key for s in Dataset(work.slice_samples(0)).iter_samples()) == \
         sorted(item.key for item in task.items)
     assert run_slice(work, task, source, WorkerConfig())["kept"] == 3  # committed: not fetched again
     assert len([n for n in objects(bucket) if n.endswith("slice-000000/done.json")]) == 1  # one commit
