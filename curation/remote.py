@@ -153,6 +153,18 @@ class RemoteFolder:
             return []
         return sorted(path[len(self.root):].strip("/") for path in found)
 
+    def abort_unfinished_uploads(self) -> int:
+        """Drop the parts of multipart uploads a killed run left under this folder (S3 keeps
+        them, invisible and billed, until aborted); how many. Other stores have none."""
+        if not hasattr(self.fs, "list_multipart_uploads"):
+            return 0
+        bucket, _, prefix = self.root.partition("/")
+        uploads = self._io("list uploads in", "", lambda: self.fs.list_multipart_uploads(bucket))
+        mine = [u for u in uploads if u.get("Key", "").startswith(f"{prefix}/")]
+        for upload in mine:
+            self._io("abort an upload in", "", lambda u=upload: self.fs.abort_mpu(bucket, u["Key"], u["UploadId"]))
+        return len(mine)
+
     def remove(self, relative: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._io("remove", relative, lambda: self.fs.rm(self.path(relative), recursive=True), missing_ok=True)
@@ -270,3 +282,4 @@ class RemoteOut:
             self.target.put_file(self.mirror / name, name)
             advance(1)
         self.target.remove(STAGING)
+        self.target.abort_unfinished_uploads()

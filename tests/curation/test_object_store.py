@@ -123,6 +123,11 @@ def test_a_killed_upload_leaves_nothing_partial_and_a_rerun_completes_it(s3, tmp
     assert curate_main(["status", url, "--scratch", str(tmp_path / "scratch"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "uploading"
 
+    # What a kill inside a large shard's multipart upload leaves: parts, no object. The rerun
+    # aborts it (S3 bills such parts until then); another prefix's upload is not ours to touch.
+    client = fsspec.filesystem("s3")
+    for key in ("ds/shards/shard-000009.tar", "other/big.tar"):
+        client.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
     rerun = subprocess.run(command, capture_output=True, env=env, cwd=REPO, timeout=180)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     final = objects(bucket)
@@ -133,6 +138,7 @@ def test_a_killed_upload_leaves_nothing_partial_and_a_rerun_completes_it(s3, tmp
     for shard in manifest_shards:
         assert hashlib.sha256(final[f"{bucket}/ds/{shard['name']}"]).hexdigest() == shard["sha256"]
     assert shards_main(["verify", "--deep", url]) == 0
+    assert [u["Key"] for u in client.list_multipart_uploads(bucket)] == ["other/big.tar"]
     no_secret_in((tmp_path / "log1").read_bytes(), rerun.stdout, rerun.stderr)
 
 
