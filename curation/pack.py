@@ -39,8 +39,14 @@ def read_staging(work: WorkDir, numbers: Iterable[int]) -> tuple[pa.Table | None
         found = signatures.read(work.slice(number) / signatures.SIGNATURES_NAME)
         kept.append(with_places(signatures.attach(pq.read_table(work.slice_index(number)), found), number))
         rejects.append(pq.read_table(work.slice_rejects(number), schema=REJECTS_SCHEMA))
-    kept_table = pa.concat_tables(kept) if kept else None
-    return kept_table, pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table()
+    return staged_table(kept) if kept else None, pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table()
+
+
+def staged_table(slices: list[pa.Table]) -> pa.Table:
+    """The slices' rows as one table in one chunk: the dedup stages take rows by position,
+    and a take over one chunk per slice costs per chunk, which made planning grow as n²
+    (bench/bench_scale.py plan)."""
+    return pa.concat_tables(slices).combine_chunks()
 
 
 def with_places(index: pa.Table, number: int) -> pa.Table:
