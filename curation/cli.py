@@ -202,12 +202,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-host", type=int_between(1, 1024), default=4,
                    help="concurrent connections to one host per worker (default 4)")
     g = p.add_argument_group("engine and output")
-    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto), sending "
-                   "this machine's Ray token if it has one (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH, RAY_AUTH_TOKEN); "
-                   "default: start a private local Ray")
+    g.add_argument("--ray-address", help="join this Ray cluster (HOST:PORT, ray://HOST:PORT, auto), with this "
+                   "machine's Ray token where the cluster checks one (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                   "~/.ray/auth_token); default: start a private local Ray")
     g.add_argument("--ray-installed", action="store_true",
                    help="the cluster's nodes have anyres installed: do not ship its packages with the job")
-    g.add_argument("--workers", type=int_between(1, 4096), help="CPUs of the embedded Ray (default: all)")
+    g.add_argument("--workers", type=int_between(1, 4096), help="CPUs of the private Ray (default: all)")
     g.add_argument("--no-ray", action="store_true", help="run every slice in this process")
     g.add_argument("--slice-size", type=int_between(1, 10**6), default=256,
                    help="items per task, the unit of resumption (default 256)")

@@ -5,10 +5,10 @@ Both take the same slice function and report per-item progress back to the drive
 a plain call, on Ray through a tiny actor that tasks post counts to and the driver drains.
 At most two slices per worker are in flight, so the driver never materialises a huge input.
 
-Joining a cluster (`--ray-address`): the driver sends this machine's Ray token when it has one
-(clusters started with `ray start --head` check one by default), a refused token is one line
-before `ray.init` starts retrying, and anyres's own packages travel with the job, so nodes
-need Ray and the dependencies but not anyres.
+Joining a cluster (`--ray-address`): the driver takes the cluster's authentication mode,
+sending this machine's Ray token where the cluster checks one (`ray start --head` does by
+default); a missing or refused token is one line, before `ray.init` starts retrying; and
+anyres's own packages travel with the job, so nodes need Ray and the dependencies, not anyres.
 """
 
 from __future__ import annotations
@@ -85,59 +85,81 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise DatasetError(f"cannot reach Ray at {address}: {exc.strerror or exc}") from None
 
 
-def use_token_if_any() -> bool:
-    """Send this machine's Ray token, if it has one; True when a token will be sent.
+def resolve(address: str) -> str:
+    """`auto` as Ray reads it (RAY_ADDRESS, else the cluster that `ray start` recorded), so that
+    it is checked like any address."""
+    if address != "auto":
+        return address
+    from ray._private.services import canonicalize_bootstrap_address_or_die
 
-    Ray (2.60 here) turns token authentication on for `ray start --head` whenever the head machine
-    has a token (~/.ray/auth_token, written by any local `ray.init()`), but a driver given an
-    address sends one only under RAY_AUTH_MODE=token (ray/_private/worker.py). Sending a token
-    to a cluster that checks none is harmless, so a token found here is sent.
+    try:
+        return canonicalize_bootstrap_address_or_die("auto")
+    except Exception as exc:
+        raise DatasetError(f"--ray-address auto: {str(exc).splitlines()[0]}") from None
+
+
+def match_cluster_auth(address: str) -> None:
+    """Give this driver the cluster's authentication mode, before `ray.init`, which would retry a
+    refused token for a minute, a warning a second, then fail without saying why.
+
+    Ray (2.60 here) checks tokens both ways: a cluster started with `ray start --head` on a
+    machine that has a token (~/.ray/auth_token, which any local `ray.init()` writes) refuses a
+    driver without it, and a driver in token mode refuses calls from workers of a cluster
+    without authentication. Ray sends a token only under RAY_AUTH_MODE=token, which it never
+    sets for a driver given an address (ray/_private/worker.py). So ask the cluster's GCS.
     """
     try:
-        from ray._raylet import AuthenticationTokenLoader, Config
+        from ray._raylet import AuthenticationTokenLoader
     except ImportError:  # a Ray without token authentication
-        return False
-    # RAY_AUTH_TOKEN, else the file at RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token (Ray's order)
-    found = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
-    mode = os.environ.get("RAY_AUTH_MODE", "").lower()
-    if mode == "token" and not found:  # Ray would abort in C++ at the first call, with a stack trace
-        raise DatasetError(f"RAY_AUTH_MODE=token but this machine has no Ray token: {TOKEN_HELP}")
-    if not mode and found:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        Config.initialize("")  # Ray caches its config: re-read the mode
-    return mode != "disabled" and found
-
-
-def token_source() -> str:
-    """Where Ray reads this machine's token from, named, never shown."""
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return "RAY_AUTH_TOKEN"
-    return os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
-
-
-def check_token(address: str) -> None:
-    """One call to the cluster's GCS before `ray.init`, which would retry a refused token for a
-    minute, a warning a second, then fail without saying why."""
-    sends = use_token_if_any()
-    if "://" in address or host_port(address) is None:  # Ray Client, auto: Ray's own checks
         return
+    if "://" in address:  # Ray Client: no GCS to ask, and a token to a client server is harmless
+        if "RAY_AUTH_MODE" not in os.environ and AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+            set_auth_mode("token")
+        return
+    asked = os.environ.get("RAY_AUTH_MODE", "").lower()
+    set_auth_mode("disabled")
+    if not gcs_refuses(address):
+        return
+    # RAY_AUTH_TOKEN, else the file at RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token (Ray's order)
+    if asked != "disabled" and AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        set_auth_mode("token")
+        if not gcs_refuses(address):
+            return
+        why = f"refused this machine's token (from {token_source()})"
+    elif asked == "disabled":
+        why = "needs an authentication token, and RAY_AUTH_MODE=disabled here sends none (unset it)"
+    else:
+        why = "needs an authentication token and this machine has none"
+    raise DatasetError(f"Ray at {address} {why}: {TOKEN_HELP}")
+
+
+def set_auth_mode(mode: str) -> None:
+    from ray._raylet import Config
+
+    os.environ["RAY_AUTH_MODE"] = mode
+    Config.initialize("")  # Ray caches its config: make it read the mode again
+
+
+def gcs_refuses(address: str) -> bool:
+    """Whether the cluster's GCS refuses this process's token, or its lack of one: one call."""
     import ray
     from ray._raylet import GcsClient
 
-    refused = getattr(ray.exceptions, "AuthenticationError", ())
     try:
         with native_stderr_silenced():  # Ray logs each refusal in C++ on top of raising it
             GcsClient(address=address)
-    except refused:
-        if sends:
-            why = f"refused this machine's token (from {token_source()})"
-        elif os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
-            why = "needs an authentication token, and RAY_AUTH_MODE=disabled here sends none (unset it)"
-        else:
-            why = "needs an authentication token and this machine has none"
-        raise DatasetError(f"Ray at {address} {why}: {TOKEN_HELP}") from None
+    except ray.exceptions.AuthenticationError:
+        return True
     except Exception as exc:
         raise DatasetError(f"cannot join Ray at {address}: {str(exc).splitlines()[0]}") from None
+    return False
+
+
+def token_source() -> str:
+    """Where Ray read this machine's token from, named, never shown."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
 
 
 @contextlib.contextmanager
@@ -183,8 +205,9 @@ class RayEngine:
                 # recorded on this machine (/tmp/ray/ray_current_cluster), even a dead one.
                 options.update(num_cpus=num_cpus or os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES)
             else:
+                address = resolve(address)
                 check_reachable(address)
-                check_token(address)
+                match_cluster_auth(address)
                 if ship:
                     options["runtime_env"] = shipped_packages()
             try:

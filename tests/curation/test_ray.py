@@ -37,3 +37,24 @@ def test_ray_run_equals_the_inline_run(ray_session, tmp_path, image_server, corp
     assert verify_dataset(str(tmp_path / "ray"), deep=True).ok
     curate(source, tmp_path / "inline", fast_config(), InlineEngine())
     assert snapshot(tmp_path / "ray") == snapshot(tmp_path / "inline")
+
+
+def test_a_cluster_job_ships_the_packages_that_slices_import():
+    from pathlib import Path
+
+    from curation.engine import shipped_packages
+
+    env = shipped_packages()
+    assert [Path(d).name for d in env["py_modules"]] == ["shards", "curation"]  # never training (torch)
+    assert {"__pycache__/", "*.py[cod]"} <= set(env["excludes"])
+
+
+def test_ray_installed_ships_nothing(monkeypatch):
+    import curation.engine
+    from curation.cli import build_parser, make_engine
+
+    made = []
+    monkeypatch.setattr(curation.engine, "RayEngine", lambda address, **kw: made.append((address, kw)))
+    for extra in ([], ["--ray-installed"]):
+        make_engine(build_parser().parse_args(["urls", "l.txt", "--out", "o", "--ray-address", "h:1", *extra]))
+    assert [(address, kw["ship"]) for address, kw in made] == [("h:1", True), ("h:1", False)]
