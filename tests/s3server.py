@@ -44,6 +44,12 @@ class S3Server:
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
                 "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": "us-east-1"}
 
+    def make_bucket(self, name: str) -> None:
+        import s3fs
+
+        s3fs.S3FileSystem(endpoint_url=self.endpoint, key=ACCESS_KEY, secret=SECRET_KEY,
+                          skip_instance_cache=True).mkdir(name)
+
     def stop(self) -> None:
         self.server.shutdown()
 

@@ -74,14 +74,16 @@ class Workspace:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, s3_server):
     root = tmp_path_factory.mktemp("guides")
     make_inputs(root)
     base, server = serve(root)
     write_url_lists(root, base)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLICKR_", "RAY_ADDRESS"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLICKR_", "RAY_ADDRESS", "AWS_"))}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                XDG_CACHE_HOME=str(root / ".cache"), MPLBACKEND="Agg")
+    env.update(s3_server.env())  # the guides' s3://my-bucket is a real S3 API on 127.0.0.1
+    s3_server.make_bucket("my-bucket")
     yield Workspace(root, env)
     server.shutdown()
     server.server_close()
@@ -117,6 +119,7 @@ def test_the_guides_leave_what_they_promise(workspace):
     index = {r["source_id"]: r for r in rows("ds/index.parquet")}
     assert "dunes.jpg" not in index and index["dunes-large.jpg"]["license"] == "cc-by-4.0"
     assert {r["license"] for r in rows("ds-open/index.parquet")} <= {"cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0"}
+    assert not any((root / "scratch").iterdir())  # the object store run's mirror, removed once published
     tsv = rows("web-tsv/index.parquet")
     assert len(tsv) == 2 and all(r["license"] and r["owner"] for r in tsv)
     # training: kept snapshots, the resumed run's ticks, metrics during training, the 360° run
