@@ -38,6 +38,7 @@ import fsspec
 from fsspec.core import url_to_fs
 
 from shards import DatasetError
+from shards.atomic import atomic_write
 from shards.location import io_errors
 from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
 
@@ -75,9 +76,15 @@ class RemoteFolder:
             # s3://KEY:SECRET@bucket would put a secret into every message and record
             raise DatasetError("refusing a URL with credentials in it: give them through the environment "
                                "or the storage's config files")
+        where = url.split("://", 1)[1].strip("/")
+        if not where or any(part in ("", ".", "..") for part in where.split("/")):
+            raise DatasetError(f"--out {url!r} must name a bucket or folder and a plain path in it, "
+                               "e.g. s3://bucket/datasets/photos")
+        if scheme == "memory":  # it would vanish with this process, and Ray workers write elsewhere
+            raise DatasetError("--out memory:// keeps nothing: use a folder or an object store")
         try:
             fs, root = url_to_fs(url)
-        except (ImportError, ValueError) as exc:
+        except (ImportError, ValueError, OSError) as exc:
             raise DatasetError(f"cannot open {url}: {str(exc)[:300]}") from None
         return cls(url.rstrip("/"), root.rstrip("/"), fs)
 
@@ -269,7 +276,7 @@ class RemoteOut:
         saved = self.saved()
         if saved is not None:
             local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_text(json.dumps(saved, indent=2))
+            atomic_write(local, json.dumps(saved, indent=2).encode())
 
     def discard(self) -> None:
         for name in (MANIFEST_NAME, INDEX_NAME, SHARD_DIR, WORK_DIR):

@@ -12,7 +12,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# --no-compile: Python compiles a module when it is first imported; compiling every file of
+# torch, botocore and the rest at install costs the set-up about 40 s for modules never imported.
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q --no-compile)
 
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   index=()

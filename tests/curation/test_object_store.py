@@ -152,6 +152,10 @@ def test_urls_that_cannot_or_must_not_be_written_are_one_line(s3, tmp_path, caps
         (f"s3://{bucket}/theirs", [], "not empty"),
         (f"s3://{bucket}/ds", ["--add"], "--add needs a local --out"),
         ("s3://no-such-bucket-anyres/ds", [], "no-such-bucket-anyres"),
+        ("s3://", [], "must name a bucket"),
+        (f"s3://{bucket}/../elsewhere", [], "must name a bucket"),
+        ("memory://ds", [], "keeps nothing"),
+        ("zzz://ds", [], "cannot open zzz://ds"),
     ]
     for url, extra, message in cases:
         assert curate_main(["folder", str(images), "--out", url, "--no-ray", "--scratch", str(tmp_path / "s"),

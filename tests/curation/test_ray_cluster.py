@@ -3,7 +3,9 @@
 - a head and a second node started by `ray start` with Ray's default authentication (the head
   checks the token it finds; the second node is given it), whose Python cannot import anyres:
   a run with --ray-address sends the token, ships anyres's packages, spreads slices over both
-  nodes and makes the inline run's dataset, also when the second node dies mid-run;
+  nodes and makes the inline run's dataset, into an object store (the tests' S3 server, with
+  no shared folder: each node commits its slices there) and into a shared folder when the
+  second node dies mid-run;
 - a missing or wrong token ends in one line;
 - without --ray-address a run starts its own private Ray while that cluster runs (named by
   RAY_ADDRESS and recorded in the cluster file), beside a stale cluster file, and twice at once;
@@ -26,6 +28,9 @@ import time
 from pathlib import Path
 
 import pytest
+import s3fs
+
+from tests.s3server import ACCESS_KEY, SECRET_KEY
 
 from .conftest import ImageServer
 from .helpers import snapshot
@@ -94,7 +99,7 @@ class Cluster:
     `root/ray`, the head's temp dir, the default of every Ray started with `env`, so the head's
     cluster file is where `ray.init()` looks (as /tmp/ray is on a plain machine)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, s3_env: dict[str, str] | None = None):
         self.root = root
         token = root / "token"
         token.write_text(secrets.token_hex(32))
@@ -102,7 +107,7 @@ class Cluster:
         hide.mkdir()
         (hide / "sitecustomize.py").write_text(HIDE_ANYRES)
         base = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-        self.env = {**base, "RAY_TMPDIR": str(root), "RAY_AUTH_TOKEN_PATH": str(token)}
+        self.env = {**base, **(s3_env or {}), "RAY_TMPDIR": str(root), "RAY_AUTH_TOKEN_PATH": str(token)}
         self.node_env = {**self.env, "PYTHONPATH": str(hide),
                          # a lost node is noticed in about a second, not Ray's 15
                          "RAY_health_check_period_ms": "300", "RAY_health_check_timeout_ms": "300",
@@ -158,9 +163,9 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def new_cluster():
+def new_cluster(s3_env: dict[str, str] | None = None):
     root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # unix socket paths must stay short
-    cluster = Cluster(root)
+    cluster = Cluster(root, s3_env)
     try:
         yield cluster
     finally:
@@ -169,9 +174,11 @@ def new_cluster():
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and a second node with Ray's default authentication."""
-    with new_cluster() as cluster:
+def cluster(s3_server):
+    """A head and a second node with Ray's default authentication; every node (and the driver)
+    reaches the tests' S3 server through the usual AWS variables, as a cloud node would."""
+    s3_server.make_bucket("cluster")
+    with new_cluster(s3_server.env()) as cluster:
         cluster.start_head()
         cluster.start_worker()
         cluster.wait_started()
@@ -221,21 +228,25 @@ def test_nodes_cannot_import_anyres(cluster):
     assert hidden.returncode != 0  # so a cluster run works only because the job ships anyres
 
 
-def test_a_two_node_cluster_with_token_auth_makes_the_inline_dataset(cluster, tmp_path, listing, inline, server):
+def test_a_two_node_cluster_with_token_auth_makes_the_inline_dataset_in_s3(cluster, tmp_path, listing, inline,
+                                                                          server, s3_server):
     nodes = tmp_path / "nodes.json"
-    out = tmp_path / "ray"
+    url = "s3://cluster/ds"
     # Slices of about a second: longer than a node takes to start its first worker, so the
     # head's worker cannot finish them all alone.
     server.delay = 0.4
     try:
-        result = curate("urls", listing, "--out", out, "--ray-address", cluster.address, env=cluster.env,
-                        recording=nodes)
+        result = curate("urls", listing, "--out", url, "--scratch", tmp_path / "scratch", "--ray-address",
+                        cluster.address, env=cluster.env, recording=nodes)
     finally:
         server.delay = 0.0
     assert result.returncode == 0, result.stderr[-3000:]
-    assert snapshot(out) == inline
-    verify = subprocess.run([str(BIN / "anyres-shards"), "verify", str(out), "--deep"], capture_output=True, text=True)
+    verify = subprocess.run([str(BIN / "anyres-shards"), "verify", url, "--deep"], capture_output=True, text=True,
+                            env=cluster.env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    s3fs.S3FileSystem(endpoint_url=s3_server.endpoint, key=ACCESS_KEY, secret=SECRET_KEY,
+                      skip_instance_cache=True).get("cluster/ds", str(tmp_path / "down"), recursive=True)
+    assert snapshot(tmp_path / "down") == inline
     record = json.loads(nodes.read_text())
     assert len(record["slices"]) == SLICES
     assert len(set(record["alive"])) == 2 and set(record["slices"]) == set(record["alive"])  # both ran slices

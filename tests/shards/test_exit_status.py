@@ -5,7 +5,7 @@ aborted at exit (134, "terminate called without an active exception") a few time
 hundred under load: an Arrow worker thread released the index's Python bytes after the
 interpreter had begun to exit (see shards.index._arrow_owned). Only many runs show such a race,
 so the runs go a few at a time, which also loads the machine as it was when the aborts were
-seen. The suite runs 40 of each; the stress run is `ANYRES_EXIT_RUNS=1000 pytest
+seen. The suite runs 20 of each; the stress run is `ANYRES_EXIT_RUNS=1000 pytest
 tests/shards/test_exit_status.py` (the race showed a few times in a hundred runs).
 """
 
@@ -23,7 +23,7 @@ from .conftest import make_dataset
 
 pytestmark = pytest.mark.slow
 
-RUNS = int(os.environ.get("ANYRES_EXIT_RUNS", "40"))
+RUNS = int(os.environ.get("ANYRES_EXIT_RUNS", "20"))
 EARLY_CLOSE_RUNS = max(1, RUNS // 2)
 PARALLEL = 4
 COMMAND = str(Path(sys.executable).with_name("anyres-shards"))
