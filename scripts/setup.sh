@@ -12,24 +12,22 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($python --version)"
   "$python" -m venv .venv
 fi
-# --no-compile: Python compiles a module when it is first imported; compiling every file of
-# torch, botocore and the rest at install costs the set-up about 40 s for modules never imported.
-install=(.venv/bin/python -m pip --disable-pip-version-check -q install --no-compile)
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   index=()
   [ -n "${ANYRES_TORCH_INDEX:-}" ] && index=(--index-url "$ANYRES_TORCH_INDEX")
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     echo "setup: CUDA device found, installing torch"
-    "${install[@]}" "torch>=2.2" "${index[@]}"
+    "${pip[@]}" install "torch>=2.2" "${index[@]}"
   else
     echo "setup: no CUDA device, installing the CPU build of torch $torch_version"
-    "${install[@]}" "torch==$torch_version" "${index[@]}"
+    "${pip[@]}" install "torch==$torch_version" "${index[@]}"
   fi
 fi
 
 # Editable install with the test tools; quiet, and a no-op when nothing changed.
-"${install[@]}" -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
+"${pip[@]}" install -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" || true
 .venv/bin/python -c "import shards, curation, training, torch" || {
   echo "setup: the environment is incomplete (see the pip output above)" >&2
   exit 1
