@@ -109,9 +109,6 @@ class RemoteFolder:
         except (*io_errors(), ValueError) as exc:
             raise DatasetError(f"cannot {what} {self.display(relative)}: {str(exc)[:300]}") from None
 
-    def exists(self, relative: str = "") -> bool:
-        return bool(self._io("reach", relative, lambda: self.fs.exists(self.path(relative))))
-
     def read_json(self, relative: str) -> dict[str, Any] | None:
         try:
             size = self._io("read", relative, lambda: self.fs.size(self.path(relative)), missing_ok=True)
