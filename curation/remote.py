@@ -43,7 +43,12 @@ from shards.location import io_errors
 from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
 
 STAGING = f"{WORK_DIR}/staging"
-DONE_NAME = "done.json"
+DONE_NAME = "done.json"  # a slice's completion record, here and in the work folder
+
+
+def slice_name(number: int) -> str:
+    """A slice's folder name, in the work folder and at the URL."""
+    return f"slice-{number:06d}"
 MAX_RECORD_BYTES = 16 * 2**20  # a marker or config.json read back: small by construction
 
 
@@ -187,23 +192,23 @@ def commit_slice(staging: RemoteFolder, number: int, folder: Path, done: dict[st
     attempt = os.urandom(6).hex()
     try:
         staging.put_folder(folder, attempt_folder(number, attempt))
-        staging.put_bytes(f"slice-{number:06d}/{DONE_NAME}", json.dumps({**done, "attempt": attempt}).encode())
+        staging.put_bytes(f"{slice_name(number)}/{DONE_NAME}", json.dumps({**done, "attempt": attempt}).encode())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return done
 
 
 def remote_done(staging: RemoteFolder, number: int) -> dict[str, Any] | None:
-    marker = staging.read_json(f"slice-{number:06d}/{DONE_NAME}")
+    marker = staging.read_json(f"{slice_name(number)}/{DONE_NAME}")
     if marker is None:
         return None
     if not isinstance(marker.get("attempt"), str) or not marker["attempt"].isalnum():
-        raise DatasetError(f"{staging.display(f'slice-{number:06d}/{DONE_NAME}')} names no attempt")
+        raise DatasetError(f"{staging.display(f'{slice_name(number)}/{DONE_NAME}')} names no attempt")
     return marker
 
 
 def attempt_folder(number: int, attempt: str) -> str:
-    return f"slice-{number:06d}/{attempt}"
+    return f"{slice_name(number)}/{attempt}"
 
 
 def remote_markers(staging: RemoteFolder, skip: set[str]) -> Iterator[dict[str, Any]]:

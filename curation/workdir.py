@@ -28,9 +28,16 @@ from shards import DatasetError
 from shards.atomic import atomic_write
 from shards.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
 
-from .remote import RemoteFolder, attempt_folder, pull_slice, remote_done, remote_markers
+from .remote import (
+    DONE_NAME,
+    RemoteFolder,
+    attempt_folder,
+    pull_slice,
+    remote_done,
+    remote_markers,
+    slice_name,
+)
 
-DONE_NAME = "done.json"
 SLICE_REJECTS = "rejects.parquet"
 DEDUP_NAME = f"{WORK_DIR}/dedup.parquet"
 
@@ -73,7 +80,7 @@ class WorkDir:
 
     # staging: one folder per slice
     def slice(self, number: int) -> Path:
-        return self.root / "staging" / f"slice-{number:06d}"
+        return self.root / "staging" / slice_name(number)
 
     def slice_index(self, number: int) -> Path:
         return self.slice(number) / INDEX_NAME
