@@ -3,7 +3,8 @@
 A thin layer: flags (bounded, shards.console) -> EvalConfig -> eval.metrics.Evaluator -> rows
 appended to the run folder's metrics.jsonl and shown as a table. User errors (a missing or
 garbage snapshot or dataset, an unknown metric, a size the generator cannot render, a feature
-file that is not TorchScript) end in one line and exit code 2.
+file that is not the FID Inception's plain state dict, or is a program) end in one line and exit
+code 2.
 
 Several devices: under torchrun, one process per device (`--device cuda` takes cuda:LOCAL_RANK;
 on the CPU the processes talk over gloo),
@@ -188,8 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--s-min", type=SCALE, metavar="S", help="patch metrics: smallest scale (default: the run's)")
     parser.add_argument("--s-max", type=SCALE, metavar="S", help="patch metrics: largest scale (default: the run's)")
     parser.add_argument("--inception", metavar="FILE",
-                        help="StyleGAN's Inception TorchScript (inception-2015-12-05.pt): numbers comparable with "
-                        "published FID; default: the offline EfficientNet-Lite0, comparable only with itself")
+                        help="pytorch-fid's FID Inception weights, the plain state dict "
+                        "pt_inception-2015-12-05-6726825d.pth (docs/generation.md), which fills anyres's own "
+                        "FID Inception-v3 (2048-d pool features); with that exact file (sha256 checked) numbers "
+                        "are comparable with published FID and KID. TorchScript files (StyleGAN's "
+                        "inception-2015-12-05.pt) are programs and are refused. Default: the offline "
+                        "EfficientNet-Lite0, comparable only with itself")
     parser.add_argument("--feature-side", type=int_between(32, 1024), default=224, metavar="PX",
                         help="EfficientNet input side (default 224; smaller is faster and is another network)")
     parser.add_argument("--device", choices=("cpu", "cuda"),

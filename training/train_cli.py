@@ -58,7 +58,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--patch-prob", type=PROBABILITY, default=0.5,
                    help="stage patch: probability that a step trains on a patch batch (default 0.5)")
     t.add_argument("--teacher-weight", type=WEIGHT, default=5.0, help="teacher L1 weight (default 5)")
-    t.add_argument("--lpips", metavar="FILE", help="local LPIPS network (torch.export .pt2, or TorchScript): adds masked LPIPS to the teacher loss")
+    t.add_argument("--lpips", metavar="FILE",
+                   help="LPIPS weights (AlexNet or VGG16 trunk and heads) as one plain state dict, made once where "
+                   "the lpips package is: python -c \"import lpips, torch; torch.save(lpips.LPIPS(net='alex')"
+                   ".state_dict(), 'lpips-alex.pth')\" (docs/training.md); adds masked LPIPS to the teacher loss. "
+                   "TorchScript and torch.export files are programs and are refused"),
     t.add_argument("--gamma", type=WEIGHT, help="R1 weight")
     t.add_argument("--lr-g", type=LEARNING_RATE, help="G's Adam learning rate (preset's default)")
     t.add_argument("--lr-d", type=LEARNING_RATE, help="D's Adam learning rate (preset's default)")

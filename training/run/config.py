@@ -67,7 +67,7 @@ class TrainConfig:
     # None: loader.data, which the global stream reads in any case.
     data_hr: str | None = None
     teacher_weight: float = 5.0
-    lpips: str | None = None  # local LPIPS network file (torch.export .pt2 or TorchScript); None: L1 only
+    lpips: str | None = None  # LPIPS weights, a plain state dict (networks/lpips.py); None: L1 only
     lpips_weight: float = 1.0
     tick_kimg: float = 1.0
     snap_ticks: int = 10

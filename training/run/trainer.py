@@ -19,7 +19,8 @@ import torch
 from ..networks.augment import Augment
 from ..networks.discriminator import Discriminator
 from ..networks.generator import Generator
-from ..networks.losses import LocalLPIPS, d_logistic, g_nonsaturating, r1_penalty, teacher_loss
+from ..networks.losses import d_logistic, g_nonsaturating, r1_penalty, teacher_loss
+from ..networks.lpips import LocalLPIPS
 from ..networks.panorama import splice_offsets, spliced_frames
 from ..networks.render import identity_view
 from . import dist
@@ -96,7 +97,7 @@ class Trainer:
         self.augment = Augment(cfg.aug, cfg.seed, rank)  # every image D scores, in every phase
         self.teacher: Generator | None = None
         self.lpips = LocalLPIPS(Path(cfg.lpips)).to(device) if cfg.lpips else None
-        if self.lpips is not None:  # a per-sample export fails here, as the run starts, not at a patch step
+        if self.lpips is not None:  # a resolution too small for its trunk fails here, as the run starts
             with torch.no_grad():
                 probe = torch.zeros(2, cfg.d.img_channels, cfg.resolution, cfg.resolution, device=device)
                 self.lpips.distance_map(probe, probe)
