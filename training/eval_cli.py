@@ -98,6 +98,7 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
     from .eval.metrics import EvalConfig, Evaluator
     from .eval.names import METRICS
     from .eval.ranks import Ranks
+    from .eval.spectrum_plot import SPECTRUM_PLOT, plot_spectra
     from .run.validate import open_dataset
 
     ranks = Ranks(world.rank, world.size)
@@ -128,12 +129,13 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
             bars.close()
     out = args.out or (paths[0].parent if paths[0].is_file() else args.target)
 
-    def write() -> Path | None:
+    def write() -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         report.append_jsonl(out / report.METRICS_FILE, rows)
-        return report.plot_bins(rows, out / report.BINS_PLOT)
+        plots = (report.plot_bins(rows, out / report.BINS_PLOT), plot_spectra(rows, out / SPECTRUM_PLOT))
+        return [p for p in plots if p is not None]
 
-    plot = ranks.first(write)  # once, by rank 0; an unwritable folder stops every rank
+    plots = ranks.first(write)  # once, by rank 0; an unwritable folder stops every rank
 
     def show() -> None:
         # The first FID or KID ranks the snapshots (lower is better); the proxy and the bins do not.
@@ -142,7 +144,8 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
         print_report(report.table(rows, Path(best).name if best else None))
         if best:
             print(f"best snapshot by {rank_by}: {best}")
-        print(f"appended {len(rows)} results to {out / report.METRICS_FILE}" + (f"; plot {plot}" if plot else ""))
+        print(f"appended {len(rows)} results to {out / report.METRICS_FILE}"
+              + (f"; plots {', '.join(map(str, plots))}" if plots else ""))
 
     return show if lead else lambda: None
 
@@ -171,14 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, epilog=DEVICES, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description=textwrap.fill("Score an any-resolution GAN: FID at R and at larger sizes (fid-full), "
                     "the upsampling baseline (fid-up), patch FID (pfid, and per scale: pfid-bins), KID with its "
-                    "spread, and a high-frequency proxy (hf-*), against a dataset. Results are appended to the "
+                    "spread, a high-frequency proxy (hf-*) and power spectra per scale (spectrum-patch, and the "
+                    "R image upsampled: spectrum-patch-up), against a dataset. Results are appended to the "
                     "run folder's metrics.jsonl.", 100, break_on_hyphens=False))
     parser.add_argument("target", type=Path, metavar="SNAPSHOT_OR_RUN",
                         help="a network-snapshot-*.pt or checkpoint.pt, or a run folder (every snapshot is scored)")
     parser.add_argument("--data", required=True, metavar="DATASET", help="the real images (an anyres dataset)")
     parser.add_argument("--metrics", type=metrics_arg, default=metrics_arg("fid-full,kid"),
                         help="comma-separated: fid-full, fid-up, pfid, pfid-up, pfid-bins, kid (kid-full), kid-up, "
-                        "kid-patch, kid-patch-up, hf-full, hf-patch, hf-patch-up (default fid-full,kid)")
+                        "kid-patch, kid-patch-up, hf-full, hf-patch, hf-patch-up, spectrum-patch, spectrum-patch-up "
+                        "(power per octave of frequency against real patches', per octave of S/R; plotted in "
+                        "spectrum.png) (default fid-full,kid)")
     parser.add_argument("--size", type=int_between(8, 65536), metavar="S",
                         help="side of the full metrics (default R); above R the canvas renders by tiles and the "
                         "reals are the images whose shorter side is at least S")
@@ -194,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "FID Inception-v3 (2048-d pool features); with that exact file (sha256 checked) numbers "
                         "are comparable with published FID and KID. TorchScript files (StyleGAN's "
                         "inception-2015-12-05.pt) are programs and are refused. Default: the offline "
-                        "EfficientNet-Lite0, comparable only with itself")
+                        "EfficientNet-Lite0, comparable only with itself"),
     parser.add_argument("--feature-side", type=int_between(32, 1024), default=224, metavar="PX",
                         help="EfficientNet input side (default 224; smaller is faster and is another network)")
     parser.add_argument("--device", choices=("cpu", "cuda"),

@@ -89,6 +89,23 @@ def test_a_feature_file_that_is_a_program_is_refused_and_never_runs(run, tmp_pat
     assert not target.exists() and not (tmp_path / "out").exists()
 
 
+def test_spectra_per_scale_are_written_with_their_plot(run, tmp_path, capsys):
+    data, _, paths = run
+    argv = [str(paths[0]), "--data", str(data), "--metrics", "spectrum-patch,spectrum-patch-up", "--s-min", "32",
+            "--s-max", "32", "--no-cache", "--out", str(tmp_path), *FAST]
+    assert run_main(main, argv) == 0
+    assert "spectrum.png" in capsys.readouterr().out
+    rendered, upsampled = read_rows(tmp_path)
+    for row, kind in ((rendered, "patch"), (upsampled, "patch-lanczos")):
+        assert row["fake"] == kind and row["bin"] == "[2,4)" and row["n"] == 8  # R = 16, S = 32
+        assert row["bands"] == [[1 / 16, 1 / 8], [1 / 8, 1 / 4], [1 / 4, 1 / 2]]
+        assert len(row["band_real"]) == len(row["band_fake"]) == 3 and min(row["band_real"]) > 0
+        assert row["band_ratio"] == pytest.approx([f / r for f, r in zip(row["band_fake"], row["band_real"])])
+        assert row["value"] == row["band_ratio"][-1] and row["comparable"] is False
+    assert upsampled["imaging_from"] == 16 / (2 * 32) and "imaging_from" not in rendered
+    assert (tmp_path / "spectrum.png").stat().st_size > 5000
+
+
 def bad_inputs(tmp_path, data, snapshot):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")

@@ -12,7 +12,7 @@ import torch
 
 from training.geometry import Canvas, PatchDraw, patch_transform
 from training.networks.discriminator import Discriminator
-from training.networks.filters import per_sample_blur
+from training.networks.filters import lanczos_rows
 from training.networks.generator import Generator
 from training.networks.layers import ScaleEmbedding, normalize_2nd_moment
 
@@ -74,14 +74,15 @@ def test_discriminator_projection_depends_on_scale_only_when_on():
         assert torch.equal(off(x, s1), off(x, s2))
 
 
-def test_per_sample_blur_is_each_samples_own_box_filter():
-    x = torch.randn(3, 2, 12, 12)
+def test_lanczos_rows_are_each_samples_own_filter():
+    centres = torch.tensor([[0.5, 3.5, 7.5, 11.5], [1.0, 4.2, 6.0, 11.9], [0.3, 5.5, 8.8, 10.0]])
     widths = torch.tensor([1.0, 2.5, 4.0])
-    batched = per_sample_blur(x, widths)
+    batched = lanczos_rows(centres, widths, 12)
     for i in range(3):  # the loop the batched version avoids
-        assert torch.allclose(batched[i:i + 1], per_sample_blur(x[i:i + 1], widths[i:i + 1]), atol=1e-6)
-    assert torch.equal(batched[0], x[0])  # width 1: one pixel, no blur
-    assert torch.allclose(per_sample_blur(torch.ones(3, 2, 12, 12), widths), torch.ones(3, 2, 12, 12))
+        assert torch.allclose(batched[i:i + 1], lanczos_rows(centres[i:i + 1], widths[i:i + 1], 12), atol=1e-6)
+    # Width 1 at pixel centres: the sinc's zeros fall on every other pixel, so it picks pixels as they are.
+    assert torch.allclose(batched[0], torch.eye(12)[[0, 3, 7, 11]], atol=1e-6)
+    assert torch.allclose(batched.sum(-1), torch.ones(3, 4), atol=1e-6)  # flat stays flat, ends included
 
 
 def test_lpips_term_comes_only_from_a_local_file(tmp_path):

@@ -37,6 +37,14 @@ METRICS = [  # anyres-eval's rows (training/eval/metrics.py), one of each kind
     {"metric": "hf-patch", "value": 3.5, "real": 4.0, "ratio": 0.875, "p": 16, "s_min": 16, "s_max": None, "n": 64},
     {"metric": "pfid-bins", "bin": "[1,2)", "value": 80.0, "p": 16, "s_min": 16, "s_max": None, "n": 30},
     {"metric": "pfid-bins", "bin": "[2,4)", "value": 95.5, "p": 16, "s_min": 16, "s_max": None, "n": 34},
+    {"metric": "spectrum-patch", "bin": "[2,4)", "value": 0.25, "p": 16, "s_min": 32, "s_max": 48, "n": 34,
+     "bands": [[0.0625, 0.125], [0.125, 0.25], [0.25, 0.5]], "band_real": [40.0, 9.0, 2.0],
+     "band_fake": [38.0, 4.5, 0.5], "band_ratio": [0.95, 0.5, 0.25], "fake": "patch"},
+    {"metric": "spectrum-patch-up", "bin": "[2,4)", "value": 0.01, "p": 16, "s_min": 32, "s_max": 48, "n": 34,
+     "bands": [[0.0625, 0.125], [0.125, 0.25], [0.25, 0.5]], "band_real": [40.0, 9.0, 2.0],
+     "band_fake": [39.0, 1.5, 0.02], "band_ratio": [0.975, 1 / 6, 0.01], "fake": "patch-lanczos",
+     "imaging_from": 0.25},
+    {"metric": "spectrum-patch", "bin": "[3,4)", "bands": "<img src=x onerror=alert(1)>"},  # refused, not drawn
 ]
 
 
@@ -123,6 +131,8 @@ def test_the_page_holds_every_part_of_the_run(run, page):
     assert {"generated/seed0000.png", "generated/seed0001.png", "zoom/zoom-seed0000.webp"} <= set(images)
     assert not any("frame-" in src for src in images)  # the zoom's frames are in its WebP
     assert "report/pfid-bins.png" in images and (out / "report/pfid-bins.png").stat().st_size > 5000
+    assert "report/spectrum.png" in images and (out / "report/spectrum.png").stat().st_size > 5000
+    assert "Detail: power per frequency band" in shown and "0.5" in shown  # the ratio table, rendered over real
     for text in ("kid-full", "± 0.01", "real 4", "[1,2)", "95.5", "efficientnet-lite0", "global/patches",
                  "lr_g", "cc-by-sa-4.0", "ATTRIBUTION.md", "seed 0, 32 x 32", "3 frames of 16 px"):
         assert text in shown, text
@@ -198,7 +208,7 @@ def chromium():
 def test_the_report_opens_in_headless_chromium_without_errors(run, page, chromium):
     result = chromium.check((run["out"] / "report.html").resolve().as_uri())
     assert result.errors == [] and result.broken_images == []
-    assert result.images >= 9  # curves, 2 grids, size plot, contact sheet, 2 images, the zoom, pFID
+    assert result.images >= 10  # curves, 2 grids, size plot, contact sheet, 2 images, the zoom, pFID, spectra
     assert not screenshot_is_blank(result.screenshot)
     card = chromium.check((run["out"] / "report/dataset/CARD.html").resolve().as_uri())
     assert card.errors == [] and card.broken_images == [] and card.images == 1

@@ -21,7 +21,7 @@ import numpy as np
 
 from shards.atomic import atomic_write_with
 
-VERSION = 1  # of this file layout and of how real sets are drawn: bump to orphan old files
+VERSION = 2  # of this file layout and of how real sets are drawn: bump to orphan old files (2: spectra)
 
 
 def default_dir() -> Path:

@@ -5,8 +5,10 @@ a generated one. The paper's names: `fid-full` (the canvas rendered at S against
 at S; S = R by default), `fid-up` (the canvas at R upsampled to S against the same reals),
 `pfid` (patches through the real patches' own T and S). Beyond the paper: `pfid-bins` (pFID per
 octave of S/R), KID for each pairing (with the spread of its subsets), `hf-*` (the variance of
-the Laplacian of grey images, a stand-in for high-frequency energy), and the `-up` counterparts
-of the patch metrics (the window resampled from the canvas at R).
+the Laplacian of grey images, a stand-in for high-frequency energy), `spectrum-patch` and
+`spectrum-patch-up` (power per octave of frequency against real patches', per octave of S/R:
+spectrum.py), and the `-up` counterparts of the patch metrics (the window resampled from the
+canvas at R).
 
 Real sets are drawn once per evaluator and cached on disk (cache.py); generated sets once per
 generator, so `fid-full,kid` renders and embeds each image once. Under torchrun each rank makes a
@@ -31,9 +33,10 @@ from ..errors import TrainingError
 from ..networks.generator import Generator
 from .cache import StatsCache
 from .features import FeatureNet
-from .names import METRICS, PUBLISHED_N, FakeKind, MetricSpec, RealKind, Stat, parse_metrics
+from .names import EMBEDDED, METRICS, PUBLISHED_N, FakeKind, MetricSpec, RealKind, Stat, parse_metrics
 from .ranks import Ranks, joined
 from .sources import RealSpec, batch_count, choose_tile, dataset_fingerprint, fake_set, real_set
+from .spectrum import imaging_from, octave_edges
 from .stats import frechet_distance, gaussian, kernel_inception_distance
 
 
@@ -72,6 +75,8 @@ def comparability(stat: Stat, n: int, features: FeatureNet) -> tuple[bool, str]:
         return False, f"{features.name} features: not comparable with published FID/KID"
     if stat == "hf":
         return False, "a proxy: no published counterpart"
+    if stat == "spectrum":
+        return False, "power spectra: no published counterpart"
     if stat in ("fid", "fid-bins") and n < PUBLISHED_N:
         return False, f"n={n} < {PUBLISHED_N}: FID is biased upward at small n"
     return True, "Inception features, comparable with published numbers at the same settings"
@@ -143,8 +148,10 @@ class Evaluator:
             if (m.real, m.fake) not in fakes:
                 tile = choose_tile(spec.size, g.cfg.size_step(), cfg.max_tile) if m.fake == "full" else spec.size
                 advance = self.progress(f"{m.fake} {spec.size}", ranks.items(spec.n, cfg.batch))
+                embed = any(METRICS[o].stat in EMBEDDED and (METRICS[o].real, METRICS[o].fake) == (m.real, m.fake)
+                            for o in cfg.metrics)
                 make = partial(fake_set, g, m.fake, real, spec, self.features, cfg.batch, cfg.seed, tile, advance,
-                               ranks.block(batch_count(spec.n, cfg.batch)))
+                               ranks.block(batch_count(spec.n, cfg.batch)), embed)
                 fakes[m.real, m.fake] = joined(ranks.each(make))
             rows += self._rows(name, m, spec, real, fakes[m.real, m.fake], g.cfg.resolution)
         return rows
@@ -162,6 +169,8 @@ class Evaluator:
         if m.stat == "hf":
             real_hf, fake_hf = float(real["laplacian"].mean()), float(fake["laplacian"].mean())
             return [{**base, "value": fake_hf, "real": real_hf, "ratio": fake_hf / real_hf if real_hf > 0 else math.nan}]
+        if m.stat == "spectrum":
+            return spectrum_rows(base, m, real, fake, spec.size, r)
         bins = scale_bin(real["scale"], r)
         rows = []
         for k in sorted(set(bins.tolist())):
@@ -173,3 +182,25 @@ class Evaluator:
             why = note if not comparable else "pFID per scale bin: no published counterpart"
             rows.append({**base, "n": count, "bin": bin_label(k), "value": fid, "comparable": False, "note": why})
         return rows
+
+
+def spectrum_rows(base: dict, m: MetricSpec, real: dict, fake: dict, p: int, r: int) -> list[dict]:
+    """One row per octave of S/R: mean power per frequency band, real and generated, their ratio
+    per band, and as the value the ratio in the top band (1/4 to 1/2 cycle per pixel, the finest
+    detail a patch holds). For the upsampled baseline, bands from `imaging_from` up hold its
+    interpolator's imaging, not detail."""
+    edges = octave_edges(p)
+    bins = scale_bin(real["scale"], r)
+    rows = []
+    for k in sorted(set(bins.tolist())):
+        mask = bins == k
+        real_power = real["spectrum"][mask].mean(axis=0)
+        fake_power = fake["spectrum"][mask].mean(axis=0)
+        ratio = [float(f / q) if q > 0 else math.nan for f, q in zip(fake_power, real_power)]
+        row = {**base, "n": int(mask.sum()), "bin": bin_label(k), "bands": [[float(a), float(b)] for a, b in
+               zip(edges[:-1], edges[1:])], "band_real": real_power.tolist(), "band_fake": fake_power.tolist(),
+               "band_ratio": ratio, "value": ratio[-1], "fake": m.fake}
+        if m.fake == "patch-lanczos":
+            row["imaging_from"] = imaging_from(r, float(real["scale"][mask].min()))
+        rows.append(row)
+    return rows

@@ -1,7 +1,8 @@
 """Metric names (the paper's, and ours), kept free of torch so the CLI parses flags at once.
 
 A metric is a statistic of a real set (`full`: canvases at S; `patch`: windows at scales S)
-against a generated one (`full`, `up`, `patch`, `patch-up`; sources.py says how each is made).
+against a generated one (`full`, `up`, `patch`, `patch-up`, `patch-lanczos`; sources.py says
+how each is made).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 RealKind = Literal["full", "patch"]
-FakeKind = Literal["full", "up", "patch", "patch-up"]
-Stat = Literal["fid", "kid", "hf", "fid-bins"]
+FakeKind = Literal["full", "up", "patch", "patch-up", "patch-lanczos"]
+Stat = Literal["fid", "kid", "hf", "fid-bins", "spectrum"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,12 @@ METRICS: dict[str, MetricSpec] = {
     "hf-full": MetricSpec("hf", "full", "full"),
     "hf-patch": MetricSpec("hf", "patch", "patch"),
     "hf-patch-up": MetricSpec("hf", "patch", "patch-up"),
+    # Power per octave of frequency, per octave of S/R, against real patches (eval/spectrum.py):
+    # rendered, and the canvas at R brought to S by a Lanczos-3 interpolator.
+    "spectrum-patch": MetricSpec("spectrum", "patch", "patch"),
+    "spectrum-patch-up": MetricSpec("spectrum", "patch", "patch-lanczos"),
 }
+EMBEDDED: frozenset[Stat] = frozenset({"fid", "kid", "fid-bins"})  # the statistics that need features
 ALIASES = {"kid": "kid-full", "fid": "fid-full"}
 PUBLISHED_N = 50_000  # FID is biased upward at small n: published FIDs (and the paper's) use 50k
 

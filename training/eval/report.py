@@ -1,5 +1,5 @@
 """Where results go: appended to the run folder's metrics.jsonl, shown as a table, and the
-pFID-per-scale plot. Every row names its feature network and says whether it is comparable with
+pFID-per-scale plot (the spectra's: spectrum_plot.py). Every row names its feature network and says whether it is comparable with
 published numbers, and why not when it is not."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def best_snapshot(rows: list[dict[str, Any]], metric: str) -> str | None:
 
 def plot_bins(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """pFID against the octave of S/R, one line per snapshot."""
-    binned = [r for r in rows if "bin" in r]
+    binned = [r for r in rows if r["metric"] == "pfid-bins"]
     if not binned:
         return None
     import matplotlib

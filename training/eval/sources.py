@@ -9,7 +9,11 @@ patch stream (windows at scales S in [S_min, S_max], each with its transform T).
 Generated sets are rendered on exact grids: `full` is the canvas at S (by tiles when S is larger
 than a tile, networks.render.render_full), `up` the canvas at R upsampled to S (bicubic: the
 baseline fid-up measures against), `patch` a window rendered through the very T and S of a real
-patch, `patch-up` the same window resampled from the canvas at R (bicubic).
+patch, `patch-up` the same window resampled from the canvas at R (bicubic), `patch-lanczos` the
+same with a Lanczos-3 interpolator (the spectra's baseline: its imaging is far weaker).
+
+Every set carries, per image, its features (where a metric needs them), the Laplacian proxy and
+its power per octave of frequency (spectrum.py).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..networks.generator import Generator
 from ..networks.render import identity_view, pixel_grid, render_full
 from .features import FeatureNet
 from .names import FakeKind, RealKind
+from .spectrum import band_power, grey, octave_edges, upsample_lanczos
 from .stats import laplacian_variance
 
 
@@ -115,7 +120,7 @@ def real_set(dataset: Dataset, spec: RealSpec, features: FeatureNet, batch: int,
     if not batches:
         return {}
     device = next(features.parameters(), torch.empty(0)).device
-    out: dict[str, list] = {"features": [], "transform": [], "scale": [], "laplacian": []}
+    out: dict[str, list] = {"features": [], "transform": [], "scale": [], "laplacian": [], "spectrum": []}
     # Every share is cut from the whole one-process draw (rank 0 of a world of 1): the loader's
     # draws depend on its rank and world, and these must not. Earlier batches are drawn and
     # dropped, so decoding repeats on every rank while the embedding, the costly part on a
@@ -129,6 +134,7 @@ def real_set(dataset: Dataset, spec: RealSpec, features: FeatureNet, batch: int,
         out["transform"].append(t.numpy())
         out["scale"].append(s.numpy())
         out["laplacian"].append(laplacian_variance(images))
+        out["spectrum"].append(band_power(grey(images), octave_edges(images.shape[-1])))
         progress(len(images))
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -173,26 +179,30 @@ def fake_images(g: Generator, kind: FakeKind, z: torch.Tensor, size: int, tile: 
     canvas = g.synthesis(ws, *identity_view(len(ws), r, device), r, grid="exact")
     if kind == "up":
         return to_uint8(F.interpolate(canvas.float(), size=(size, size), mode="bicubic", align_corners=False))
+    if kind == "patch-lanczos":
+        return to_uint8(upsample_lanczos(canvas.float(), transform, size))
     return to_uint8(upsample_window(canvas, transform, size))
 
 
 def fake_set(g: Generator, kind: FakeKind, real: dict[str, np.ndarray], spec: RealSpec, features: FeatureNet,
              batch: int, seed: int, tile: int, progress: Callable[[int], None] = lambda n: None,
-             batches: range | None = None) -> dict[str, np.ndarray]:
+             batches: range | None = None, embed: bool = True) -> dict[str, np.ndarray]:
     """The generated counterpart of a real set: n latents from `seed`; for the patch kinds, patch
-    i is made through real patch i's own T and S. `batches`: one rank's share (ranks.py)."""
+    i is made through real patch i's own T and S. `batches`: one rank's share (ranks.py).
+    `embed=False`: no features (the spectra and the proxy need none, and embedding is the cost)."""
     batches = range(batch_count(spec.n, batch)) if batches is None else batches
     if not batches:
         return {}
     z = latents(spec.n, g.cfg.z_dim, seed)  # all n on every rank: latent i whatever the share
     transform, scale = torch.from_numpy(real["transform"]), torch.from_numpy(real["scale"])
     device = next(features.parameters(), torch.empty(0)).device
-    feats, laps = [], []
+    out: dict[str, list] = {"features": [], "laplacian": [], "spectrum": []}
     for b in batches:
         part = slice(b * batch, (b + 1) * batch)
         images = fake_images(g, kind, z[part], spec.size, tile, transform[part], scale[part])
-        feats.append(features(images.to(device)).cpu().numpy())
-        laps.append(laplacian_variance(images.cpu()))
+        if embed:
+            out["features"].append(features(images.to(device)).cpu().numpy())
+        out["laplacian"].append(laplacian_variance(images.cpu()))
+        out["spectrum"].append(band_power(grey(images.cpu()), octave_edges(images.shape[-1])))
         progress(len(images))
-    return {"features": np.concatenate(feats), "laplacian": np.concatenate(laps)}
-
+    return {k: np.concatenate(v) for k, v in out.items() if v}

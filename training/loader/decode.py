@@ -2,13 +2,13 @@
 
 Fast path: decode at the coarsest JPEG DCT reduction (1/2, 1/4, 1/8) that still gives at least
 the window's pixel density, crop only the window (plus the resampling filter's reach) in stored
-orientation, apply the EXIF orientation to that crop alone, box-reduce it further where the
-density allows, and resample it to p x p with Lanczos over the exact subpixel window.
+orientation, apply the EXIF orientation to that crop alone, and resample it to p x p with
+Lanczos over the exact subpixel window (antialiased: the kernel widens with the reduction).
 
 Reference (what the paper's code does): decode in full, orient the whole image, cut the canvas,
 Lanczos-resize the whole canvas to S, crop the patch. Its resampling grid is aligned with the
 window's phase so that both paths put every patch pixel at exactly the same native position;
-they differ only in the low-pass filtering that reduction introduces.
+they differ only in the low-pass filtering that the DCT reduction introduces.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from shards.probe import ProbeError, check_decode_cost
 from ..geometry import PatchDraw
 
 LANCZOS_SUPPORT = 3.0  # Pillow's Lanczos kernel reaches 3 input pixels per unit of scale
+REDUCING_GAP = 3.0  # Pillow: from 3, "indistinguishable from fair resampling in most cases"
 JPEG_REDUCTIONS = (8, 4, 2, 1)
 TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 ORIENT_OPS = {
@@ -134,7 +135,7 @@ def mirrored(pixels: np.ndarray, draw: PatchDraw) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, ::-1]) if draw.mirror else pixels
 
 
-def render_patch(decoded: Decoded, draw: PatchDraw, oversample: float = 1.0, rgb: bool = True) -> np.ndarray:
+def render_patch(decoded: Decoded, draw: PatchDraw, rgb: bool = True) -> np.ndarray:
     """The fast path: p x p x 3 uint8 pixels of `draw` from an image decoded at any reduction.
 
     With rgb=False the decoded mode is kept (a float "F" image stays float: coordinate maps)."""
@@ -159,15 +160,16 @@ def render_patch(decoded: Decoded, draw: PatchDraw, oversample: float = 1.0, rgb
     if o != 1:
         crop = crop.transpose(ORIENT_OPS[o])
         local = _map_rect(local, lambda x, y: stored_to_display(x, y, o, cw, ch))
-    extra = max(1, max_reduction(draw.density(), oversample) // r)
-    if extra > 1:
-        # Box-average the crop first, as a DCT reduction would have: Lanczos then only has to
-        # cover a factor below 2, and its cost no longer grows with the window.
-        crop = crop.reduce(extra)
-        local = tuple(v / extra for v in local)
+    # Lanczos does the remaining reduction: Pillow stretches its kernel by the factor, so it cuts
+    # off at the patch's Nyquist. A box reduction down to 2x (as this did before) aliased a tenth
+    # of a texture at 1.5x that frequency into the view; Pillow's reducing gap keeps a box step
+    # only where it leaves at least REDUCING_GAP to Lanczos, so it folds nothing below
+    # REDUCING_GAP x the patch's Nyquist (and there, only content near the box's own rate, which
+    # it attenuates). Fair Lanczos on a 12 MP decode shared by coarse patches cost 12% of the
+    # patch stream's speed (docs/BENCHMARKS.md).
     lw, lh = crop.size
     local = (max(local[0], 0.0), max(local[1], 0.0), min(local[2], lw), min(local[3], lh))
-    patch = crop.resize((draw.size, draw.size), Image.Resampling.LANCZOS, box=local)
+    patch = crop.resize((draw.size, draw.size), Image.Resampling.LANCZOS, box=local, reducing_gap=REDUCING_GAP)
     return mirrored(np.asarray(patch), draw)
 
 

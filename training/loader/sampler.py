@@ -153,7 +153,7 @@ def render_sample(meta: SampleMeta, data: bytes, config: StreamConfig, rng: np.r
             full = oriented(decoded)
             pixels = [render_reference(full, d) for d in draws]
         else:
-            pixels = [render_patch(decoded, d, config.oversample) for d in draws]
+            pixels = [render_patch(decoded, d) for d in draws]
     except (OSError, ValueError) as exc:  # a stream that decoded its header but not its pixels
         raise Skip("corrupt-image", f"{type(exc).__name__}: {exc}") from None
     return [Patch(px, d, meta.key, native) for px, d in zip(pixels, draws)]

@@ -1,14 +1,14 @@
-"""Fixed filters the losses and the discriminator share: per-sample area averaging (the
-teacher's antialiased downscale) and the discriminator's [1, 3, 3, 1] downsampling. The
-generator's windowed-sinc resampling lives in resample.py.
+"""Fixed filters the losses and the discriminator share: the teacher's windowed-sinc downscale
+of a patch into its frame, and the discriminator's [1, 3, 3, 1] downsampling. The generator's
+windowed-sinc resampling lives in resample.py.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+LANCZOS_LOBES = 3
 
 
 def _separable(x: torch.Tensor, taps: torch.Tensor, stride: int = 1) -> torch.Tensor:
@@ -19,34 +19,27 @@ def _separable(x: torch.Tensor, taps: torch.Tensor, stride: int = 1) -> torch.Te
     return F.conv2d(x, t.view(1, 1, k, 1).expand(c, 1, k, 1), stride=(stride, 1), groups=c)
 
 
-def box_weights(width: torch.Tensor, radius: int) -> torch.Tensor:
-    """Per-sample 1-D area filters of fractional width (in pixels), 2*radius+1 taps, sum 1.
+def lanczos(x: torch.Tensor, lobes: int = LANCZOS_LOBES) -> torch.Tensor:
+    """The Lanczos kernel sinc(x) sinc(x / lobes) on |x| < lobes, zero beyond."""
+    return torch.where(x.abs() < lobes, torch.sinc(x) * torch.sinc(x / lobes), torch.zeros_like(x))
 
-    Tap n covers [n - 0.5, n + 0.5]; its weight is how much of that pixel a box of the given
-    width centred on 0 overlaps: area averaging, the antialiasing a downscale by `width` needs.
+
+def lanczos_rows(centres: torch.Tensor, width: torch.Tensor, side: int) -> torch.Tensor:
+    """Per-sample resampling matrices (b x n x side) from a row of `side` pixels to n outputs.
+
+    Output i is the Lanczos-3 low-pass of the row, stretched to `width` input pixels per output
+    pixel (width >= 1: a downscale, cut off at the output's Nyquist), evaluated at the continuous
+    position centres[b, i] (input pixel j has its centre at j + 0.5). Taps that fall off the row
+    are dropped and the rest renormalised to unit gain, as Pillow does at an image's edge: near an
+    end this passes less of a fine texture than mirroring the row would (measured on stripes at
+    1.5x the output's Nyquist: 1.5% against 2.7% of their amplitude, for a window 8 outputs wide).
+    An output whose filter meets no pixel is zero.
     """
-    n = torch.arange(-radius, radius + 1, dtype=width.dtype, device=width.device)
-    half = (width.clamp(min=1.0) / 2).unsqueeze(-1)
-    overlap = (torch.minimum(n + 0.5, half) - torch.maximum(n - 0.5, -half)).clamp(min=0)
-    return overlap / overlap.sum(-1, keepdim=True)
-
-
-def per_sample_blur(x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-    """Area-average each image of the batch over its own box width, same size out (edge padding).
-
-    One grouped convolution for the whole batch: no per-sample Python loop.
-    """
-    b, c, h, w = x.shape
-    radius = int(math.ceil(float(width.max()) / 2))
-    if radius == 0:
-        return x
-    k = 2 * radius + 1
-    taps = box_weights(width.to(x.dtype), radius)  # b x k
-    taps = taps.repeat_interleave(c, dim=0)  # (b*c) x k
-    y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, taps.view(b * c, 1, 1, k), groups=b * c)
-    y = F.conv2d(y, taps.view(b * c, 1, k, 1), groups=b * c)
-    return y.view(b, c, h, w)
+    width = width.clamp(min=1.0).view(-1, 1, 1)
+    j = torch.arange(side, device=centres.device, dtype=centres.dtype) + 0.5
+    weights = lanczos((j - centres.unsqueeze(-1)) / width)
+    total = weights.sum(-1, keepdim=True)
+    return torch.where(total.abs() > 1e-6, weights / total, torch.zeros_like(weights))
 
 
 def blur4(x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,8 @@ Adversarial: the non-saturating logistic loss and lazy R1 (StyleGAN2). Teacher, 
 "inverse" mode: a generated patch is brought down into the frozen global generator's frame (R
 pixels across the canvas) and compared there, over its window only, with what the teacher
 renders. Bringing the patch down rather than the teacher up means the student is only asked to
-agree with the teacher at the teacher's resolution: the detail above it is the student's own.
+agree with the teacher at the teacher's resolution: the detail above it is the student's own,
+which is why the way down is a windowed sinc (filters.lanczos_rows), not an area average.
 On stage 2's global steps the student's whole canvas at R is compared with the teacher's as is.
 """
 
@@ -13,9 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .filters import per_sample_blur
+from .filters import lanczos_rows
 from .lpips import LocalLPIPS
-from .render import pixel_grid
 
 
 def d_logistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -32,33 +32,54 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return grad.square().sum(dim=(1, 2, 3)).mean()
 
 
-def teacher_frame_grid(transform: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each teacher pixel (R x R over the canvas): its position in patch coordinates, as a
-    grid_sample grid, and whether its whole footprint lies inside the patch's window."""
-    b = transform.shape[0]
-    canvas = pixel_grid(resolution, transform.device)  # R x R x 3: teacher pixels on the canvas
-    inverse = torch.linalg.inv(transform.float())  # patch = T^-1 @ canvas
-    patch = torch.einsum("bij,hwj->bhwi", inverse[:, :2], canvas)  # b x R x R x 2
-    # A teacher pixel is half a teacher pixel wide around its centre: in patch units that is
-    # 0.5 / R divided by the window width e = T[0, 0].
-    half_pixel = (0.5 / resolution) / transform[:, 0, 0].float().abs()
-    inside = (patch.abs() <= (0.5 - half_pixel).view(b, 1, 1, 1)).all(-1)
-    # grid_sample with align_corners=False puts -1 and 1 on the outer pixel edges: patch -0.5, 0.5.
-    return patch * 2, inside.unsqueeze(1).float()
+def teacher_pixels_in_patch(transform: torch.Tensor, resolution: int, side: int
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where the teacher's pixel rows and columns (R across the canvas) fall in a side x side
+    patch, in patch pixels (pixel j's centre at j + 0.5), and which of them the loss compares:
+    x, y, inside_x, inside_y, each b x R.
+
+    Compared are the teacher pixels whose centre lies at least one teacher pixel inside the
+    window's edge. The low-pass reaches three teacher pixels, and where it is cut off by the
+    window's edge it passes a fine texture: about a tenth of it in the outermost ring of teacher
+    pixels, a quarter of that in the next, a hundredth in the interior. At S = R nothing is filtered
+    (the kernel's zeros fall on the other pixels), and every pixel whose footprint lies inside
+    counts, as on a global step.
+
+    T is diagonal (DESIGN.md 3: a scale and an offset per axis), so each axis maps on its own.
+    """
+    t = transform.float()
+    if bool((t[:, 0, 1] != 0).any() or (t[:, 1, 0] != 0).any()):
+        raise ValueError("the teacher's frame needs an axis-aligned T (DESIGN.md 3)")
+    centres = (torch.arange(resolution, device=t.device, dtype=torch.float32) + 0.5) / resolution - 0.5
+    axes = []
+    for axis in (0, 1):
+        e, offset = t[:, axis, axis].unsqueeze(1), t[:, axis, 2].unsqueeze(1)
+        patch = (centres - offset) / e  # patch coordinates in [-0.5, 0.5] inside the window
+        # A teacher pixel is 1 / R of the canvas: 1 / R / e in patch units; its footprint half that.
+        margin = torch.where(e * resolution < side - 1e-6, 1.0, 0.5)
+        inside = patch.abs() <= 0.5 - (margin / resolution) / e.abs() + 1e-6
+        axes.append(((patch + 0.5) * side, inside))
+    (x, inside_x), (y, inside_y) = axes
+    return x, y, inside_x, inside_y
 
 
 def to_teacher_frame(patch: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor,
                      resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The generated patch seen at the teacher's resolution, placed on the teacher's canvas; mask.
 
-    Antialiasing: each patch pixel is 1/S of the canvas and a teacher pixel 1/R, so a teacher
-    pixel covers S/R patch pixels across; averaging over that box before sampling is the area
-    downscale (batched: one grouped convolution, each sample with its own width).
+    Each patch pixel is 1/S of the canvas and a teacher pixel 1/R, so a teacher pixel spans S/R
+    patch pixels. The patch is low-passed by a Lanczos-3 stretched to that span (cut off at the
+    teacher's Nyquist) and sampled at the teacher's pixel centres, in one separable pair of
+    per-sample matrices. A box (area average) would pass a third of the stripes at 1.5x the
+    teacher's Nyquist and charge the student for exactly the detail stage 2 must add.
     """
-    blurred = per_sample_blur(patch, scale.to(patch.dtype) / resolution)
-    grid, mask = teacher_frame_grid(transform, resolution)
-    sampled = F.grid_sample(blurred, grid.to(patch.dtype), mode="bilinear", padding_mode="border",
-                            align_corners=False)
+    side = patch.shape[-1]
+    x, y, inside_x, inside_y = teacher_pixels_in_patch(transform, resolution, side)
+    width = scale.float() / resolution
+    rows_x = lanczos_rows(x, width, side).to(patch.dtype)  # b x R x p
+    rows_y = lanczos_rows(y, width, patch.shape[-2]).to(patch.dtype)
+    sampled = torch.einsum("biy,bcyx,bjx->bcij", rows_y, patch, rows_x)
+    mask = (inside_y.unsqueeze(2) & inside_x.unsqueeze(1)).unsqueeze(1)
     return sampled, mask.to(patch.dtype)
 
 

@@ -3,7 +3,7 @@
 Plain files that open offline: no server, no script, no CDN. The page links the images the run
 folder already holds by relative path (curves, sample grids, generated images and zooms, the
 pFID plot) and writes what it adds into RUN/report/ (the dataset's card, size plot and contact
-sheet, curves drawn from stats.jsonl when curves.png is missing). Every string read from a file
+sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). Every string read from a file
 (config values, metric notes, dataset text) is escaped (shards.escape); a part that is missing
 (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
 """
@@ -28,6 +28,7 @@ from shards.errors import UserError
 from shards.escape import clip, h
 
 from ..errors import TrainingError
+from ..eval.spectrum_plot import SPECTRUM_PLOT, latest_spectra, plot_spectra
 from . import report
 
 REPORT_HTML = "report.html"
@@ -283,7 +284,7 @@ def metrics_panel(run: Path, config: dict, where: str | None) -> str:
         return note(f"No metrics.jsonl yet. To score the snapshots: <code>{h(how, 1000)}</code>, or train "
                     "with <code>--metrics</code>.")
     plain = [r for r in rows if "bin" not in r]
-    binned = [r for r in rows if "bin" in r]
+    binned = [r for r in rows if "bin" in r and r["metric"] == "pfid-bins"]
     notes = list(dict.fromkeys(str(r.get("note")) for r in rows if not r.get("comparable")))
     parts = []
     if plain:
@@ -305,10 +306,25 @@ def metrics_panel(run: Path, config: dict, where: str | None) -> str:
             plot = run / ASSETS / "pfid-bins.png"
             plot_bins(binned, plot)
         parts.append(img(run, plot, "pFID per scale"))
+    parts.append(spectrum_part(run, rows))
     if notes:
         parts.append("<ol class=\"notes\">" + "".join(f"<li>not comparable with published numbers: {h(n, 500)}</li>"
                                                        for n in notes) + "</ol>")
     return "".join(parts)
+
+
+def spectrum_part(run: Path, rows: list[dict]) -> str:
+    """The last snapshot's power per frequency band against real patches', per scale, drawn."""
+    spectra = latest_spectra(rows)
+    if not spectra:
+        return ""
+    plot = plot_spectra(rows, run / ASSETS / SPECTRUM_PLOT)
+    edges = spectra[0]["centres"]
+    header = ["metric", "S/R", *(f"{c:.3g} c/px" for c in edges)]
+    ratios = [[r["metric"], r["bin"], *(f / q if q > 0 else math.nan for f, q in zip(r["fake"], r["real"]))]
+              for r in spectra if len(r["centres"]) == len(edges)]
+    return ("<h3>Detail: power per frequency band, as a ratio to real patches'</h3>" + table(header, ratios)
+            + (img(run, plot, "power spectra per scale: real, rendered, upsampled") if plot else ""))
 
 
 # The page.
