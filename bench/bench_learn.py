@@ -21,7 +21,9 @@ WORK/cache): `kid` at R = 32; at 4R = 128 (`--s-min 128 --s-max 128`: every patc
 generated, is a p = 32 window of the canvas at S = 128 exactly) `kid-patch` and `hf-patch`
 (variance of the Laplacian of grey patches, and the real patches' value), and for stage 1 also
 `kid-patch-up` / `hf-patch-up` (its R image upsampled 4x over the same windows: fid-up's
-counterpart). Prints each seed's numbers as it completes, then the table over seeds
+counterpart); `spectrum-patch` (power per octave of frequency against real patches', and for
+stage 1 `spectrum-patch-up`, its R image brought to 4R by a Lanczos-3 interpolator). Prints
+each seed's numbers as it completes, then the table over seeds
 (mean ± sample standard deviation, and the range), and writes WORK/bench-learn.json.
 
 Cost (defaults): per seed 4 trainings (2 x 2.5 kimg, 2 x 1.25 kimg, ~20 s start-up each), a
@@ -99,10 +101,10 @@ def last_snapshot(run: Path) -> Path:
 # model -> (metrics at R and at 4R)
 EVALS = {
     "init": "kid",
-    "stage1": "kid,kid-patch,hf-patch,kid-patch-up,hf-patch-up",
-    "stage2": "kid,kid-patch,hf-patch",
+    "stage1": "kid,kid-patch,hf-patch,kid-patch-up,hf-patch-up,spectrum-patch,spectrum-patch-up",
+    "stage2": "kid,kid-patch,hf-patch,spectrum-patch",
     "stage1-nosc": "kid",
-    "stage2-nosc": "kid,kid-patch,hf-patch",
+    "stage2-nosc": "kid,kid-patch,hf-patch,spectrum-patch",
 }
 
 
@@ -197,13 +199,22 @@ ROWS = [
     ("hf at 4R, stage 2 no-sc rendered", "stage2-nosc", "hf-patch", "value"),
     ("hf at 4R, stage 1 rendered", "stage1", "hf-patch", "value"),
 ]
+# Power per octave at 4R as a ratio to real patches' (spectrum-patch rows' band_ratio): above
+# 1/8 cycle per pixel, R's Nyquist at 4R, the upsampled image holds only its imaging.
+for band, label in ((1, "[1/16,1/8)"), (2, "[1/8,1/4)"), (3, "[1/4,1/2]")):
+    ROWS += [(f"spectrum at 4R, {label} c/px, stage 2 rendered / real", "stage2", "spectrum-patch", band),
+             (f"spectrum at 4R, {label} c/px, stage 1 upsampled / real", "stage1", "spectrum-patch-up", band),
+             (f"spectrum at 4R, {label} c/px, stage 2 no-sc rendered / real", "stage2-nosc", "spectrum-patch", band),
+             (f"spectrum at 4R, {label} c/px, stage 1 rendered / real", "stage1", "spectrum-patch", band)]
 
 
 def seed_values(evals: dict) -> dict[str, dict]:
     out = {}
     for label, model, metric, fld in ROWS:
         row = evals.get(model, {}).get(metric)
-        if row is not None:
+        if row is not None and isinstance(fld, int):  # a band of a spectrum row
+            out[label] = {"value": row["band_ratio"][fld]}
+        elif row is not None:
             out[label] = {"value": row[fld], **({"kid_std": row["std"]} if "std" in row and fld == "value" else {})}
     return out
 

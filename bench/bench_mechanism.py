@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,8 +81,8 @@ def seed_tasks(work: Path, seed: int, textured: Path, twin: Path, kimg1: float, 
 
 
 def run_tasks(tasks: list[Task], jobs: int, work: Path, on_done=lambda task, done: None) -> None:
-    """Each task once its needs are done, `jobs` at a time; a finished run (checkpoint and
-    config of the asked length) is skipped, so a killed bench resumes."""
+    """Each task once its needs are done, `jobs` at a time; a run finished with the same flags
+    is skipped, so a killed bench resumes (an unfinished one starts over)."""
     done: set[str] = set()
     lock = threading.Condition()
     pending = list(tasks)
@@ -89,7 +90,8 @@ def run_tasks(tasks: list[Task], jobs: int, work: Path, on_done=lambda task, don
 
     def finished(task: Task) -> bool:
         out = Path(task.argv[task.argv.index("--out") + 1])
-        return (out / "checkpoint.pt").exists() and (out / "finished").exists()
+        marker = out / "finished.json"
+        return (out / "checkpoint.pt").exists() and marker.exists() and json.loads(marker.read_text()) == task.argv
 
     def worker() -> None:
         while True:
@@ -104,6 +106,7 @@ def run_tasks(tasks: list[Task], jobs: int, work: Path, on_done=lambda task, don
                 pending.remove(ready)
             if not finished(ready):
                 out = Path(ready.argv[ready.argv.index("--out") + 1])
+                shutil.rmtree(out, ignore_errors=True)  # a killed or other-length run starts over
                 start = time.perf_counter()
                 log = work / "logs" / (ready.name.replace("/", "-") + ".log")
                 log.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def run_tasks(tasks: list[Task], jobs: int, work: Path, on_done=lambda task, don
                         failures.append(f"{ready.name} failed ({code}); see {log}")
                         lock.notify_all()
                     return
-                (out / "finished").write_text(f"{ready.seconds:.1f}\n")
+                (out / "finished.json").write_text(json.dumps(ready.argv))  # the same flags: done
             with lock:
                 done.add(ready.name)
                 lock.notify_all()

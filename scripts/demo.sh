@@ -74,10 +74,10 @@ done
 "$bin/anyres-generate" "$run/checkpoint.pt" --out "$run/generated" --zoom --seeds 0 --frame-size 64 \
     --zoom-to "$zoom_to" --frames "$frames" --fps 12
 
-step 6 "score: KID at R, and at 4R the any-resolution rendering against the R image upsampled"
+step 6 "score: KID at R, and at 4R the any-resolution rendering against the R image upsampled (KID, spectra)"
 "$bin/anyres-eval" "$run/checkpoint.pt" --data "$data" --metrics kid -n "$n"
-"$bin/anyres-eval" "$run/checkpoint.pt" --data "$data" --metrics kid-patch,kid-patch-up,hf-patch,hf-patch-up \
-    --s-min 128 --s-max 128 -n "$n"
+"$bin/anyres-eval" "$run/checkpoint.pt" --data "$data" \
+    --metrics kid-patch,kid-patch-up,hf-patch,hf-patch-up,spectrum-patch,spectrum-patch-up --s-min 128 --s-max 128 -n "$n"
 
 step 7 "write the run reports"
 "$bin/anyres-train" report "$run1"
@@ -92,6 +92,6 @@ demo: everything is in $out/
   stage 2            $run (report.html, samples-*.png, curves.png, checkpoint.pt)
   images 1x to 8x    $run/generated/{1x,2x,4x,8x}/seed000*.png
   the zoom           $run/generated/zoom-seed0000.webp (frames in $run/generated/zoom-seed0000/)
-  the scores         $run/metrics.jsonl
+  the scores         $run/metrics.jsonl (spectra at 4R: $run/spectrum.png)
 open $run/report.html in a browser: it holds all of the above on one page, offline.
 EOF

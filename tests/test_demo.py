@@ -58,7 +58,9 @@ def test_the_quick_demo_writes_every_promised_file(demo):
 def test_the_demo_scores_both_ways_of_reaching_4r_and_says_where_everything_is(demo):
     out, stdout = demo
     rows = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert {"kid-full", "kid-patch", "kid-patch-up", "hf-patch", "hf-patch-up"} <= {r["metric"] for r in rows}
+    assert {"kid-full", "kid-patch", "kid-patch-up", "hf-patch", "hf-patch-up", "spectrum-patch",
+            "spectrum-patch-up"} <= {r["metric"] for r in rows}
+    assert (out / "run" / "spectrum.png").exists() and (out / "run" / "report" / "spectrum.png").exists()
     for step in range(1, 9):
         assert f"== demo {step}/8" in stdout
     assert f"open {out / 'run' / 'report.html'}" in stdout

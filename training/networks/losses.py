@@ -41,15 +41,13 @@ def teacher_pixels_in_patch(transform: torch.Tensor, resolution: int, side: int
     Compared are the teacher pixels whose centre lies at least one teacher pixel inside the
     window's edge. The low-pass reaches three teacher pixels, and where it is cut off by the
     window's edge it passes a fine texture: about a tenth of it in the outermost ring of teacher
-    pixels, a quarter of that in the next, a hundredth in the interior. At S = R nothing is filtered
+    pixels, a quarter of that in the next, a hundredth inside. At S = R nothing is filtered
     (the kernel's zeros fall on the other pixels), and every pixel whose footprint lies inside
     counts, as on a global step.
 
     T is diagonal (DESIGN.md 3: a scale and an offset per axis), so each axis maps on its own.
     """
     t = transform.float()
-    if bool((t[:, 0, 1] != 0).any() or (t[:, 1, 0] != 0).any()):
-        raise ValueError("the teacher's frame needs an axis-aligned T (DESIGN.md 3)")
     centres = (torch.arange(resolution, device=t.device, dtype=torch.float32) + 0.5) / resolution - 0.5
     axes = []
     for axis in (0, 1):
@@ -70,14 +68,15 @@ def to_teacher_frame(patch: torch.Tensor, transform: torch.Tensor, scale: torch.
     Each patch pixel is 1/S of the canvas and a teacher pixel 1/R, so a teacher pixel spans S/R
     patch pixels. The patch is low-passed by a Lanczos-3 stretched to that span (cut off at the
     teacher's Nyquist) and sampled at the teacher's pixel centres, in one separable pair of
-    per-sample matrices. A box (area average) would pass a third of the stripes at 1.5x the
-    teacher's Nyquist and charge the student for exactly the detail stage 2 must add.
+    per-sample matrices. A box (area average) passed about a quarter of stripes at 1.5x the
+    teacher's Nyquist, and so charged the student for exactly the detail stage 2 must add
+    (bench/bench_band_limits.py).
     """
     side = patch.shape[-1]
     x, y, inside_x, inside_y = teacher_pixels_in_patch(transform, resolution, side)
     width = scale.float() / resolution
     rows_x = lanczos_rows(x, width, side).to(patch.dtype)  # b x R x p
-    rows_y = lanczos_rows(y, width, patch.shape[-2]).to(patch.dtype)
+    rows_y = lanczos_rows(y, width, side).to(patch.dtype)  # patches are square
     sampled = torch.einsum("biy,bcyx,bjx->bcij", rows_y, patch, rows_x)
     mask = (inside_y.unsqueeze(2) & inside_x.unsqueeze(1)).unsqueeze(1)
     return sampled, mask.to(patch.dtype)
