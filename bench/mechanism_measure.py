@@ -8,7 +8,6 @@ exactly S, seeded, the same for every model); generated ones through the very sa
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from mechanism_data import Texture
 from shards import Dataset
 from training.eval.sources import RealSpec, fake_images, latents, real_batches
 from training.eval.spectrum import band_power, grey, octave_edges, tone_power
+from training.eval_cli import snapshot_kimg
 from training.networks.generator import Generator
 from training.networks.render import identity_view
 from training.run.checkpoint import load_generator
@@ -77,11 +77,6 @@ def measure_seed(root: Path, data: Path, texture: Texture, resolution: int, scal
                          ("stage2-noscale", "stage1-noscale")):
         out[arm]["teacher_gap"] = teacher_gap(nets[arm], nets[teacher], n)
     return out
-
-
-def snapshot_kimg(path: Path) -> float:
-    match = re.search(r"network-snapshot-(\d+)(?:\.(\d+))?\.pt$", path.name)
-    return float(f"{match.group(1)}.{match.group(2) or 0}") if match else float("nan")
 
 
 def rho_curve(root: Path, data: Path, texture: Texture, resolution: int, n: int) -> list[tuple[float, float]]:
