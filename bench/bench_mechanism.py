@@ -58,7 +58,8 @@ class Task:
 
 
 def seed_tasks(work: Path, seed: int, textured: Path, twin: Path, kimg1: float, kimg2: float,
-               snap_ticks: int = 10) -> list[Task]:
+               snap_ticks: int = 10, arms: tuple[str, ...] = ARMS) -> list[Task]:
+    """The trainings of one seed for `arms` (stage 1 always; the no-scale stage 1 only for its arm)."""
     root = work / f"seed{seed}"
     common = ["--preset", "tiny", "--seed", str(seed), "--no-report", "--snap", str(snap_ticks)]
 
@@ -70,14 +71,16 @@ def seed_tasks(work: Path, seed: int, textured: Path, twin: Path, kimg1: float, 
                                             str(root / teacher / "checkpoint.pt"), "--s-min", str(2 * R), *extra),
                     [f"{seed}/{teacher}"])
 
-    return [
-        Task(f"{seed}/stage1", train("stage1", textured, kimg1)),
-        Task(f"{seed}/stage1-noscale", train("stage1-noscale", textured, kimg1, "--no-scale-cond")),
-        stage2("stage2", "stage1", textured),
-        stage2("stage2-twin", "stage1", twin),
-        stage2("stage2-teacher0", "stage1", textured, "--teacher-weight", "0"),
-        stage2("stage2-noscale", "stage1-noscale", textured, "--no-scale-cond"),
-    ]
+    tasks = {
+        "stage1": Task(f"{seed}/stage1", train("stage1", textured, kimg1)),
+        "stage1-noscale": Task(f"{seed}/stage1-noscale", train("stage1-noscale", textured, kimg1, "--no-scale-cond")),
+        "stage2": stage2("stage2", "stage1", textured),
+        "stage2-twin": stage2("stage2-twin", "stage1", twin),
+        "stage2-teacher0": stage2("stage2-teacher0", "stage1", textured, "--teacher-weight", "0"),
+        "stage2-noscale": stage2("stage2-noscale", "stage1-noscale", textured, "--no-scale-cond"),
+    }
+    wanted = {"stage1", *arms} | ({"stage1-noscale"} if "stage2-noscale" in arms else set())
+    return [task for name, task in tasks.items() if name in wanted]
 
 
 def run_tasks(tasks: list[Task], jobs: int, work: Path, on_done=lambda task, done: None) -> None:
@@ -152,6 +155,8 @@ def main() -> None:
     parser.add_argument("--angle", type=float, default=20.0, help="texture direction, degrees from the u axis")
     parser.add_argument("--amplitude", type=float, default=20.0, help="texture amplitude, grey levels")
     parser.add_argument("--n", type=int, default=64, help="patches per measure")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                        help="which arms to train and score (stage 1 always): e.g. a longer run of two of them")
     parser.add_argument("--snap", type=int, default=10, help="ticks between snapshots (--curve reads them)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-mechanism"))
     parser.add_argument("--curve", action="store_true", help="rho at 4R for every snapshot of stage 2")
@@ -165,7 +170,8 @@ def main() -> None:
         raise SystemExit(f"--native must be at least 8R = {8 * R}: rho is measured up to 8R")
     args.work.mkdir(parents=True, exist_ok=True)
     textured, twin = make_sets(args.work, args.images, args.native, texture)
-    tasks = [t for s in args.seeds for t in seed_tasks(args.work, s, textured, twin, args.kimg1, args.kimg2, args.snap)]
+    tasks = [t for s in args.seeds for t in seed_tasks(args.work, s, textured, twin, args.kimg1, args.kimg2, args.snap,
+                                                   tuple(args.arms))]
     results: dict[int, dict] = {}
     lock = threading.Lock()
 
@@ -178,7 +184,8 @@ def main() -> None:
                 return
             results[seed] = {}
             start = time.perf_counter()
-            results[seed] = measure_seed(args.work / f"seed{seed}", textured, texture, R, SCALES, args.n)
+            results[seed] = measure_seed(args.work / f"seed{seed}", textured, texture, R, SCALES, args.n,
+                                         [t.name.split("/")[1] for t in tasks if t.name.startswith(f"{seed}/")])
             if args.curve:
                 results[seed]["curve"] = rho_curve(args.work / f"seed{seed}", textured, texture, R, args.n)
             print(f"seed {seed} ({time.perf_counter() - start:.0f} s to measure): "
@@ -207,6 +214,8 @@ def print_table(results: dict[int, dict]) -> None:
     print("| model | " + " | ".join(f"rho at {k}R" for k in SCALES) + " | distance from teacher at R |")
     print("| --- |" + " --- |" * (len(SCALES) + 1))
     for label, arm, kind in rows:
+        if arm not in results[seeds[0]]:
+            continue
         cells = [mean_std([results[s][arm][kind][str(k)] for s in seeds]) for k in SCALES]
         gap = [results[s][arm].get("teacher_gap") for s in seeds]
         cells.append(mean_std(gap) if all(g is not None for g in gap) else "")

@@ -54,12 +54,14 @@ def teacher_gap(student: Generator, teacher: Generator, n: int) -> float:
     return float((a - b).abs().mean())
 
 
+ALL_RUNS = ("stage1", "stage1-noscale", "stage2", "stage2-twin", "stage2-teacher0", "stage2-noscale")
+
+
 def measure_seed(root: Path, data: Path, texture: Texture, resolution: int, scales: tuple[int, ...],
-                 n: int) -> dict:
-    """rho of every arm at every scale, the reals' texture power, and the stage-2 teacher gaps."""
+                 n: int, runs: list[str] | tuple[str, ...] = ALL_RUNS) -> dict:
+    """rho of each trained run at every scale, the reals' texture power, and the stage-2 teacher gaps."""
     torch.set_num_threads(1)
-    nets = {arm: load_generator(root / arm / "checkpoint.pt")
-            for arm in ("stage1", "stage1-noscale", "stage2", "stage2-twin", "stage2-teacher0", "stage2-noscale")}
+    nets = {arm: load_generator(root / arm / "checkpoint.pt") for arm in ALL_RUNS if arm in runs}
     out: dict = {"real": {}}
     for arm in nets:
         out[arm] = {"rendered": {}}
@@ -75,7 +77,8 @@ def measure_seed(root: Path, data: Path, texture: Texture, resolution: int, scal
                                                   texture, scale) / real
     for arm, teacher in (("stage2", "stage1"), ("stage2-twin", "stage1"), ("stage2-teacher0", "stage1"),
                          ("stage2-noscale", "stage1-noscale")):
-        out[arm]["teacher_gap"] = teacher_gap(nets[arm], nets[teacher], n)
+        if arm in nets:
+            out[arm]["teacher_gap"] = teacher_gap(nets[arm], nets[teacher], n)
     return out
 
 

@@ -55,6 +55,14 @@ def test_a_texture_that_r_would_show_is_refused():
         Texture(freq=40.0, angle=0.0).check(R)
 
 
+def test_a_subset_of_arms_trains_only_them_and_the_stage_1_they_learn_from(sets):
+    work, textured, twin = sets
+    names = [t.name for t in seed_tasks(work, 0, textured, twin, 1, 2, arms=("stage2", "stage2-twin"))]
+    assert names == ["0/stage1", "0/stage2", "0/stage2-twin"]
+    names = [t.name for t in seed_tasks(work, 0, textured, twin, 1, 2, arms=("stage2-noscale",))]
+    assert names == ["0/stage1", "0/stage1-noscale", "0/stage2-noscale"]
+
+
 @pytest.mark.slow
 def test_every_arm_trains_through_the_cli_and_is_measured(sets):
     work, textured, twin = sets
@@ -75,3 +83,6 @@ def test_every_arm_trains_through_the_cli_and_is_measured(sets):
     rerun = seed_tasks(work, 0, textured, twin, kimg1=0.016, kimg2=0.016)
     run_tasks(rerun, jobs=2, work=work, on_done=lambda task, done: again.append(task.seconds))
     assert again == [None] * len(rerun)
+    # Scoring a subset reads only those runs.
+    subset = measure_seed(work / "seed0", textured, TEXTURE, R, SCALES, n=8, runs=["stage1", "stage2"])
+    assert set(subset) == {"real", "stage1", "stage2"} and subset["stage2"]["teacher_gap"] >= 0
