@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 
 from shards import DatasetWriter, WriterConfig
-from shards.probe import probe_image
-from shards.schema import SampleMeta
+from shards.format.schema import SampleMeta
+from shards.intake.probe import probe_image
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig
 from training.networks.losses import masked_l1, to_teacher_frame

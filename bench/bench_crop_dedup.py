@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from calibrate_dedup import border_crop, jpeg, watermark  # noqa: E402
 
 from curation.dedup.signature import SCHEMA, SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature  # noqa: E402
-from shards.admission import FilterConfig, admit_decoded  # noqa: E402
+from shards.intake.admission import FilterConfig, admit_decoded  # noqa: E402
 
 
 def fetch_cost(paths: list[Path], repeats: int) -> dict:

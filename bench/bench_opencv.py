@@ -16,7 +16,7 @@ for a resampling, mean < 0.5 and max <= 2 levels; a hash must be bit-identical).
 
   a. decode: Pillow `draft` + `load` against `cv2.imdecode(..., IMREAD_REDUCED_COLOR_s)`
      (asked for RGB, which libjpeg-turbo writes directly), full size and 1/2, 1/4, 1/8.
-  b. pHash as curation computes it (shards/probe.py: draft so the short side stays >= 256, EXIF
+  b. pHash as curation computes it (shards/intake/probe.py: draft so the short side stays >= 256, EXIF
      orientation, imagehash.phash = Pillow L + Lanczos 32x32 + DCT) against opencv (the same
      reduced decode, cv2 grey, INTER_AREA to 32x32, the same DCT); and from a reduced grey
      decode. Over the photos, and over the calibration copies of bench/calibrate_dedup.py.
@@ -55,7 +55,13 @@ import scipy.fftpack  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 import training.loader.decode as loader_decode  # noqa: E402
-from shards.probe import HASH_DECODE_SIDE, check_decode_cost, perceptual_hash, probe_image, read_orientation  # noqa: E402
+from shards.intake.probe import (  # noqa: E402
+    HASH_DECODE_SIDE,
+    check_decode_cost,
+    perceptual_hash,
+    probe_image,
+    read_orientation,
+)
 from training.loader.decode import (  # noqa: E402
     JPEG_REDUCTIONS,
     LANCZOS_SUPPORT,
@@ -165,7 +171,7 @@ def dct_hash(pixels: np.ndarray) -> int:
 
 
 def phash_pillow(data: bytes) -> int:
-    """The hash part of shards.probe._inspect, as it is (draft, load, orientation, phash)."""
+    """The hash part of shards.intake.probe._inspect, as it is (draft, load, orientation, phash)."""
     image = Image.open(io.BytesIO(data))
     w, h = image.size
     scale = max(1, min(w, h) // HASH_DECODE_SIDE)
@@ -429,7 +435,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for c in cases.values():
         print(c.row().replace(" | ", f" (per {c.unit}) | ", 1) if c.unit != "image" else c.row())
-    print(f"\npHash path of this bench equals shards.probe.probe_image on {probe_agrees}/{len(photos)} photos.")
+    print(f"\npHash path of this bench equals shards.intake.probe.probe_image on {probe_agrees}/{len(photos)} photos.")
     if calibration:
         for k, label in ((0, "reduced decode + cv2 grey"), (1, "reduced grey decode")):
             text, _, _ = summarize([c[k] for c in calibration])

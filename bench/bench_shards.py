@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from shards import Dataset, DatasetWriter, WriterConfig
-from shards.pack import image_files, pack_folder
-from shards.reader import group_samples, iter_members
+from shards.format.reader import group_samples, iter_members
+from shards.intake.pack import image_files, pack_folder
 
 
 def timed(fn, repeats: int) -> float:

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shards.cli import main as shards_main  # noqa: E402
+from shards.tools.cli import main as shards_main  # noqa: E402
 from training.cli import main as train_main  # noqa: E402
 from training.networks import resample  # noqa: E402
 from training.networks.render import render_full  # noqa: E402

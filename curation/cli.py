@@ -14,9 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shards import DatasetError
-from shards.admission import FilterConfig
-from shards.console import (
+from plumbing.console import (
     MAX_SIDE,
     Parser,
     float_between,
@@ -25,10 +23,12 @@ from shards.console import (
     run_command,
     size_between,
 )
-from shards.manifest import MANIFEST_NAME
-from shards.pack import REJECTS_NAME
-from shards.probe import DEFAULT_MAX_PIXELS
-from shards.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
+from shards import DatasetError
+from shards.format.manifest import MANIFEST_NAME
+from shards.format.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
+from shards.intake.admission import FilterConfig
+from shards.intake.pack import REJECTS_NAME
+from shards.intake.probe import DEFAULT_MAX_PIXELS
 
 from .dedup import DEFAULT_ALIGN_RADIUS, DEFAULT_MODE, DEFAULT_RADIUS, MODES
 from .dedup.align import DEFAULT_THRESHOLD

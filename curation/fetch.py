@@ -11,7 +11,6 @@ Ray worker) from writing into the folder its rerun writes.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import threading
@@ -26,11 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from plumbing.atomic import atomic_write_json, atomic_write_parquet
 from shards import DatasetWriter, WriterConfig
-from shards.admission import FilterConfig, admit_decoded, sample_meta
-from shards.atomic import atomic_write, atomic_write_parquet
-from shards.probe import ProbeError
-from shards.schema import SampleMeta
+from shards.format.schema import SampleMeta
+from shards.intake.admission import FilterConfig, admit_decoded, sample_meta
+from shards.intake.probe import ProbeError
 
 from .dedup.signature import SCHEMA as SIGNATURE_SCHEMA
 from .dedup.signature import Signature, signature
@@ -160,7 +159,7 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
         "rejected": len(rejects), "first_position": task.items[0].position if task.items else None,
         "rejects": dict(Counter(r["reason"] for r in rejects).most_common()),
     }
-    atomic_write(folder / DONE_NAME, json.dumps(done).encode())
+    atomic_write_json(folder / DONE_NAME, done)
     if work.remote is not None:
         return commit_slice(work.remote, task.number, folder, done)
     return commit(folder, final, done)

@@ -8,7 +8,7 @@ the existing index (places `(-1, row)`: earlier than anything new) and the new s
 through the dedup stages together. An existing sample changes when it is dropped (a new copy is
 larger, or it is close to an excluded dataset) or absorbs a new duplicate (its json grows); its
 shard is rewritten. The rewritten and the new samples are written as a small dataset in the
-work folder and committed by `shards.commit`: shards moved in under new numbers, the index and
+work folder and committed by `shards.format.commit`: shards moved in under new numbers, the index and
 the manifest last, replaced shards deleted after; a kill at any point resumes.
 """
 
@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shards import Dataset, DatasetError, DatasetWriter, WriterConfig
-from shards.commit import adopt_shards, changed_manifest, finish_commit, replace_shards, stage_commit
-from shards.manifest import MANIFEST_NAME
-from shards.pack import REJECTS_NAME
-from shards.reader import group_samples, iter_members
+from shards.format.commit import adopt_shards, changed_manifest, finish_commit, replace_shards, stage_commit
+from shards.format.manifest import MANIFEST_NAME
+from shards.format.reader import group_samples, iter_members
+from shards.intake.pack import REJECTS_NAME
 
 from . import signatures
 from .dedup import MergePlan, Place, places, plan_merges, repeated_keys

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from shards.admission import file_key
-from shards.pack import REJECT_SCHEMA
+from shards.intake.admission import file_key
+from shards.intake.pack import REJECT_SCHEMA
 
 PROVENANCE_FIELDS = ("url", "license", "license_url", "owner", "title", "date_taken")
 

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from plumbing.atomic import atomic_write_parquet
 from shards import Dataset, DatasetWriter, WriterConfig
-from shards.atomic import atomic_write_parquet
-from shards.pack import REJECTS_NAME
-from shards.reader import Sample
+from shards.format.reader import Sample
+from shards.intake.pack import REJECTS_NAME
 
 from . import signatures
 from .dedup import MergePlan, Place, places

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from shards import DatasetError, WriterConfig
-from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
-from shards.writer import DEFAULT_SHARD_BYTES
+from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
+from shards.format.writer import DEFAULT_SHARD_BYTES
 
 from .dedup import DedupStage, plan_merges, repeated_keys, stages
 from .dedup.aligned import unsigned

@@ -37,10 +37,10 @@ from urllib.parse import urlsplit
 import fsspec
 from fsspec.core import url_to_fs
 
+from plumbing.atomic import atomic_write_json
 from shards import DatasetError
-from shards.atomic import atomic_write
-from shards.location import io_errors
-from shards.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
+from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
+from shards.storage.location import io_errors
 
 STAGING = f"{WORK_DIR}/staging"
 DONE_NAME = "done.json"  # a slice's completion record, here and in the work folder
@@ -278,7 +278,7 @@ class RemoteOut:
         saved = self.saved()
         if saved is not None:
             local.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(local, json.dumps(saved, indent=2).encode())
+            atomic_write_json(local, saved, indent=2)
 
     def discard(self) -> None:
         for name in (MANIFEST_NAME, INDEX_NAME, SHARD_DIR, WORK_DIR):

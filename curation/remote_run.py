@@ -11,10 +11,10 @@ import json
 import shutil
 from typing import Any
 
+from plumbing.console import progress_bar
 from shards import DatasetError
-from shards.console import progress_bar
-from shards.manifest import MANIFEST_NAME, WORK_DIR
-from shards.pack import REJECTS_NAME
+from shards.format.manifest import MANIFEST_NAME, WORK_DIR
+from shards.intake.pack import REJECTS_NAME
 
 from .pipeline import TOOL, CurateConfig, Events, check_same_run, identity, prepare, run, status
 from .remote import RemoteOut

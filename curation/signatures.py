@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shards import DatasetError
-from shards.location import Location
-from shards.manifest import WORK_DIR
+from shards.format.manifest import WORK_DIR
+from shards.storage.location import Location
 
 from .dedup.signature import SCHEMA
 

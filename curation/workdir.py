@@ -9,7 +9,7 @@ DATASET/work/ holds
 - `rejects.parquet`, `dedup.parquet`: every reject and every merge of the dataset;
 - `flickr-<id>/`: a Flickr discovery journal;
 - `add-<id>/`: an addition (`--add`), laid out like a work folder, plus `pack/` (its new
-  shards before they move into the dataset) and what `shards.commit` stages for its commit.
+  shards before they move into the dataset) and what `shards.format.commit` stages for its commit.
 
 A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it. For a dataset
 at a URL (`remote.py`) it is the local mirror's, and `remote` is where slices commit instead.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plumbing.atomic import atomic_write_json
 from shards import DatasetError
-from shards.atomic import atomic_write
-from shards.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
+from shards.format.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
 
 from .remote import (
     DONE_NAME,
@@ -70,10 +70,10 @@ class WorkDir:
 
     def save_config(self, identity: dict[str, Any], resolved: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.config, json.dumps({"identity": identity, "config": resolved}, indent=2).encode())
+        atomic_write_json(self.config, {"identity": identity, "config": resolved}, indent=2)
 
     def save_plan(self, slices: int, items: int) -> None:
-        atomic_write(self.root / "plan.json", json.dumps({"slices": slices, "items": items}).encode())
+        atomic_write_json(self.root / "plan.json", {"slices": slices, "items": items})
 
     def plan(self) -> dict[str, Any] | None:
         return read_json(self.root / "plan.json")

@@ -3,12 +3,12 @@
 See DESIGN.md section 2. This package imports neither torch nor ray.
 """
 
-from .errors import ConfigError, DatasetError, UserError
-from .index import IndexFilter
-from .limits import Limits
-from .reader import Dataset, Sample, iter_shard_urls
-from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta, check_key
-from .writer import DatasetWriter, WriterConfig
+from plumbing.errors import ConfigError, DatasetError, UserError
+from shards.format.index import IndexFilter
+from shards.format.limits import Limits
+from shards.format.reader import Dataset, Sample, iter_shard_urls
+from shards.format.schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta, check_key
+from shards.format.writer import DatasetWriter, WriterConfig
 
 __all__ = [
     "FORMAT_NAME",

@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 from curation.cli import build_parser as curate_parser
-from shards.cli import build_parser as shards_parser
+from shards.tools.cli import build_parser as shards_parser
 from tests.cli_outcome import unexplained_flags
 from training.cli import build_parser as train_parser
 from training.eval_cli import build_parser as eval_parser

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from shards.console import Parser, int_between, progress_bar, run_command
-from shards.errors import DatasetError
-from shards.index import IndexFilter
+from plumbing.console import Parser, int_between, progress_bar, run_command
+from plumbing.errors import DatasetError
+from shards.format.index import IndexFilter
 
 from .loader.sampler import StreamConfig
 from .train_cli import SCALE, SEED, add_train_parser

@@ -1,6 +1,6 @@
 """`anyres-eval`: score a snapshot, or every snapshot of a run, with the paper's metrics.
 
-A thin layer: flags (bounded, shards.console) -> EvalConfig -> eval.metrics.Evaluator -> rows
+A thin layer: flags (bounded, plumbing.console) -> EvalConfig -> eval.metrics.Evaluator -> rows
 appended to the run folder's metrics.jsonl and shown as a table. User errors (a missing or
 garbage snapshot or dataset, an unknown metric, a size the generator cannot render, a feature
 file that is not the FID Inception's plain state dict, or is a program) end in one line and exit
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from shards.console import Parser, int_between, print_report, progress_bar, run_command
+from plumbing.console import Parser, int_between, print_report, progress_bar, run_command
 
 from .errors import TrainingError
 from .train_cli import SCALE, SEED, metrics_arg
@@ -151,7 +151,7 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from shards.errors import UserError
+    from plumbing.errors import UserError
 
     from .eval.ranks import start
     from .run import dist

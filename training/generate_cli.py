@@ -1,7 +1,7 @@
 """`anyres-generate`: images of any size from a snapshot, and zooms into them.
 
 A thin layer: flags -> a GenerateConfig (generate/run.py) -> the run -> a line per file. Every
-numeric flag has stated bounds (shards.console), combinations are checked before the snapshot
+numeric flag has stated bounds (plumbing.console), combinations are checked before the snapshot
 is read, and every user error ends in one line on stderr and exit code 2 (DESIGN.md 5).
 """
 
@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from shards.console import Parser, float_between, int_between, progress_bar, run_command
-from shards.errors import ConfigError, DatasetError
+from plumbing.console import Parser, float_between, int_between, progress_bar, run_command
+from plumbing.errors import ConfigError, DatasetError
 
 from .generate.images import EXTENSIONS
 from .generate.seeds import parse_seeds

@@ -2,7 +2,7 @@
 -> one summary line.
 
 Kept apart from cli.py's loader commands so that each stays a screen long; cli.py registers it.
-Every numeric flag has stated bounds (shards.console), so that no value reaches the run that no
+Every numeric flag has stated bounds (plumbing.console), so that no value reaches the run that no
 setting can mean; the config tree checks the rest once, as it is built (ConfigError, exit 2).
 Under torchrun every rank parses the same flags; only rank 0 prints.
 """
@@ -13,8 +13,8 @@ import argparse
 import os
 from dataclasses import replace
 
-from shards.console import float_between, int_between
-from shards.errors import ConfigError
+from plumbing.console import float_between, int_between
+from plumbing.errors import ConfigError
 
 PRESET_NAMES = ("tiny", "sg3t-256")  # run.config.PRESETS; named here so the CLI starts without torch
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shards.escape import clip
+from plumbing.escape import clip
 
 from .errors import TrainingError
 

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
 from .hamming import across, within

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 from .hamming import parse_hex, within
 from .keeper import because, choose, records

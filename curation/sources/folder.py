@@ -1,5 +1,5 @@
 """The folder source: every image file under a folder, by the shared folder policy
-(`shards.admission.walk_images`), read from disk by the workers."""
+(`shards.intake.admission.walk_images`), read from disk by the workers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from shards import DatasetError
-from shards.admission import read_file, walk_images
-from shards.pack import read_attribution
+from shards.intake.admission import read_file, walk_images
+from shards.intake.pack import read_attribution
 
 from ..http import FetchConfig
 from ..items import Item

@@ -13,7 +13,7 @@ from curation.http import FetchConfig
 from curation.items import url_key
 from curation.pipeline import CurateConfig
 from shards import Dataset
-from shards.admission import FilterConfig
+from shards.intake.admission import FilterConfig
 
 FAST_FETCH = FetchConfig(timeout=0.8, connect_timeout=0.5, retries=1, backoff=0.02, max_bytes=2 * 2**20, per_host=8)
 

@@ -13,7 +13,7 @@ from curation.engine import InlineEngine
 from curation.pipeline import curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
-from shards.pack import PackConfig, pack_folder
+from shards.intake.pack import PackConfig, pack_folder
 from tests.shards.images import blotches, encode
 
 from .helpers import fast_config

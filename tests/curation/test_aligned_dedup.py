@@ -19,7 +19,7 @@ from curation.pipeline import curate
 from curation.signatures import DATASET_SIGNATURES
 from curation.sources.folder import FolderSource
 from shards import Dataset
-from shards.verify import verify_dataset
+from shards.tools.verify import verify_dataset
 from tests.shards.images import encode
 
 from .corpus import photo

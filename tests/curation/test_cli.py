@@ -10,7 +10,7 @@ import time
 import pytest
 
 CURATE = [sys.executable, "-m", "curation.cli"]
-SHARDS = [sys.executable, "-m", "shards.cli"]
+SHARDS = [sys.executable, "-m", "shards.tools.cli"]
 
 
 def run(cmd, *args):

@@ -21,13 +21,13 @@ from curation.sources.flickr.discovery import SearchQuery
 from curation.sources.flickr.licenses import REUSE
 from curation.sources.flickr.source import FlickrIdsSource, FlickrSource
 from shards import Dataset
-from shards.verify import verify_dataset
+from shards.tools.verify import verify_dataset
 
 from .fake_flickr import KEY, SECRET, FakeFlickr, FakePhoto, day
 from .helpers import fast_config, rejects_of, snapshot
 
 CURATE = [sys.executable, "-m", "curation.cli"]
-SHARDS = [sys.executable, "-m", "shards.cli"]
+SHARDS = [sys.executable, "-m", "shards.tools.cli"]
 
 
 def catalogue() -> list[FakePhoto]:

@@ -6,7 +6,7 @@ import pytest
 
 from curation.dedup.keeper import because, choose
 from curation.dedup.signature import jpeg_quality, signature
-from shards.probe import decode_image
+from shards.intake.probe import decode_image
 from tests.shards.images import blotches, encode
 
 

@@ -17,8 +17,8 @@ from curation.incremental import add
 from curation.pipeline import curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
-from shards.pack import file_key
-from shards.verify import verify_dataset
+from shards.intake.pack import file_key
+from shards.tools.verify import verify_dataset
 from tests.shards.images import encode
 
 from .corpus import photo
@@ -185,7 +185,7 @@ def test_cli_add_and_exclude_flags(tmp_path):
     assert set(kept_by_file(tmp_path / "ds")) == {"p0-big.jpg", "p5.jpg"}
     manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     assert manifest["curation"]["dedup"]["clusters"] == 1
-    info = subprocess.run([sys.executable, "-m", "shards.cli", "info", str(tmp_path / "ds")],
+    info = subprocess.run([sys.executable, "-m", "shards.tools.cli", "info", str(tmp_path / "ds")],
                           capture_output=True, text=True, timeout=60)
     assert "pixels recovered" in info.stdout and "clusters" in info.stdout
 

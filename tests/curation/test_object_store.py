@@ -17,7 +17,7 @@ import fsspec
 import pytest
 
 from curation.cli import main as curate_main
-from shards.cli import main as shards_main
+from shards.tools.cli import main as shards_main
 from tests.s3server import ACCESS_KEY, SECRET_KEY, subprocess_env
 
 from .corpus import jpeg

@@ -12,8 +12,8 @@ from curation.pipeline import curate, status
 from curation.sources.folder import FolderSource
 from curation.sources.urllist import UrlListSource
 from shards import Dataset, DatasetError
-from shards.pack import file_key
-from shards.verify import verify_dataset
+from shards.intake.pack import file_key
+from shards.tools.verify import verify_dataset
 
 from .helpers import fast_config, rejects_of, url_rows, write_csv
 

@@ -6,7 +6,7 @@ import pytest
 from curation.engine import InlineEngine, RayEngine
 from curation.pipeline import Events, curate
 from curation.sources.urllist import UrlListSource
-from shards.verify import verify_dataset
+from shards.tools.verify import verify_dataset
 
 from .helpers import fast_config, snapshot, url_rows, write_csv
 

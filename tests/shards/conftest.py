@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from shards import DatasetWriter, SampleMeta, WriterConfig
-from shards.probe import probe_image
-from shards.writer import DEFAULT_SHARD_BYTES
+from shards.format.writer import DEFAULT_SHARD_BYTES
+from shards.intake.probe import probe_image
 
 from .images import encode, gradient
 

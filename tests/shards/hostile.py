@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from shards.index import index_bytes, index_table
-from shards.manifest import root_hash
-from shards.tario import padded
+from shards.format.index import index_bytes, index_table
+from shards.format.manifest import root_hash
+from shards.format.tario import padded
 
 SHARD0 = "shards/shard-000000.tar"
 
@@ -115,7 +115,7 @@ def insert_bytes(path: Path, at: int, new: bytes) -> None:
 
 def shard_blobs(root: Path, shard: str = SHARD0) -> list[bytes]:
     """The shard's members, each as its encoded bytes (header, data, padding)."""
-    from shards.tario import iter_members
+    from shards.format.tario import iter_members
 
     with open(root / shard, "rb") as f:
         return [member(m.name, m.data) for m in iter_members(f)]

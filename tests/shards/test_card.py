@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from plumbing.escape import md, safe_url
 from shards import DatasetWriter, WriterConfig
-from shards.cli import build_parser, main
-from shards.escape import md, safe_url
+from shards.tools.cli import build_parser, main
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
 
 from .conftest import make_sample

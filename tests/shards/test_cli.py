@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from shards.cli import main
-from shards.console import parse_size
-from shards.pack import file_key
+from plumbing.console import parse_size
+from shards.intake.pack import file_key
+from shards.tools.cli import main
 
 from .images import encode, gradient
 
@@ -65,7 +65,7 @@ def test_pack_keeps_good_images_and_records_every_reject(dataset, photo_folder):
     rejects = pq.read_table(dataset / "work" / "rejects.parquet").to_pylist()
     assert {r["source_id"]: r["reason"] for r in rejects} == {
         "img0.jpg": "duplicate", "tiny.jpg": "too-small", "broken.jpg": "corrupt", "page.jpg": "not-an-image",
-        "loop": "symlink-loop",  # the folder policy of shards.admission: links followed, loops rejected
+        "loop": "symlink-loop",  # the folder policy of shards.intake.admission: links followed, loops rejected
     }
     index = {row["source_id"]: row for row in pq.read_table(dataset / "index.parquet").to_pylist()}
     assert (index["nested/rotated.jpg"]["width"], index["nested/rotated.jpg"]["height"]) == (300, 500)
@@ -114,7 +114,7 @@ def test_show_writes_stored_bytes_or_the_oriented_image(dataset, photo_folder, t
 
 def test_show_refuses_member_names_that_leave_the_output_folder(tmp_path, capsys):
     # A hostile dataset: its index and tar name a sample `../../evil`.
-    from shards.writer import DatasetWriter
+    from shards.format.writer import DatasetWriter
 
     root = tmp_path / "hostile"
     DatasetWriter(root).finalize()
@@ -188,7 +188,7 @@ def test_bad_datasets_give_one_line_and_exit_2(broken_datasets, tmp_path, capsys
 
 
 def test_the_installed_command_prints_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "shards.cli", "info", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "-m", "shards.tools.cli", "info", str(tmp_path / "nope")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"anyres-shards: error: no such dataset: {tmp_path / 'nope'}"

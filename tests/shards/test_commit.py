@@ -8,8 +8,15 @@ import random
 import pytest
 
 from shards import Dataset, DatasetWriter, WriterConfig
-from shards.commit import MARKER, adopt_shards, changed_manifest, finish_commit, replace_shards, stage_commit
-from shards.verify import verify_dataset
+from shards.format.commit import (
+    MARKER,
+    adopt_shards,
+    changed_manifest,
+    finish_commit,
+    replace_shards,
+    stage_commit,
+)
+from shards.tools.verify import verify_dataset
 
 from .test_writer import blob_sample, write_blobs
 

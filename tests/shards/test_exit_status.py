@@ -3,7 +3,7 @@
 A script that pipes `ls` into other tools must never see a random failure. Such runs once
 aborted at exit (134, "terminate called without an active exception") a few times in a
 hundred under load: an Arrow worker thread released the index's Python bytes after the
-interpreter had begun to exit (see shards.index._arrow_owned). Only many runs show such a race,
+interpreter had begun to exit (see shards.format.index._arrow_owned). Only many runs show such a race,
 so the runs go a few at a time, which also loads the machine as it was when the aborts were
 seen. The suite runs 20 of each; the stress run is `ANYRES_EXIT_RUNS=1000 pytest
 tests/shards/test_exit_status.py` (the race showed a few times in a hundred runs).

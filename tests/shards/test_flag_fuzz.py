@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from shards.cli import main
+from shards.tools.cli import main
 from tests.cli_outcome import check_flag_outcome, run_main
 
 from .conftest import make_dataset

@@ -13,12 +13,12 @@ import random
 import pytest
 from rich.console import Console
 
+from plumbing.errors import UserError
 from shards import Dataset
-from shards.errors import UserError
-from shards.render import info_report
-from shards.schema import SampleMeta
-from shards.stats import summarize
-from shards.verify import verify_dataset
+from shards.format.schema import SampleMeta
+from shards.tools.render import info_report
+from shards.tools.stats import summarize
+from shards.tools.verify import verify_dataset
 
 from .conftest import make_dataset
 from .hostile import SHARD0, index_rows, write_index

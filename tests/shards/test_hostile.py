@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from shards import Dataset
-from shards.cli import main
-from shards.tario import BLOCK
+from shards.format.tario import BLOCK
+from shards.tools.cli import main
 
 from .hostile import (
     SHARD0,
@@ -280,7 +280,7 @@ def test_names_leaving_the_dataset_are_refused(world, capsys, case):
 
 
 def hostile_errors():
-    from shards.errors import UserError
+    from plumbing.errors import UserError
 
     return UserError
 

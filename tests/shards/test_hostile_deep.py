@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from shards import DatasetWriter, WriterConfig
-from shards.probe import probe_image
-from shards.schema import INDEX_SCHEMA
+from shards.format.schema import INDEX_SCHEMA
+from shards.intake.probe import probe_image
 
 from .conftest import make_dataset, make_sample
 from .hostile import SHARD0, read_manifest, repin, write_manifest
@@ -129,7 +129,7 @@ def test_progressive_scan_bound_is_what_keeps_decoding_short(monkeypatch):
 # over the peak of the pytest process it was forked from (Linux keeps it across exec).
 MEASURE = """
 import re, sys, time
-from shards.cli import main
+from shards.tools.cli import main
 start = time.perf_counter()
 code = main(sys.argv[1:])
 with open("/proc/self/status") as f:
@@ -199,7 +199,7 @@ def test_a_member_claiming_8_gib_costs_no_memory(tmp_path):
 
 
 def cli_process(*args) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "shards.cli", *map(str, args)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "shards.tools.cli", *map(str, args)], capture_output=True,
                             text=True, timeout=60)
     assert "Traceback" not in result.stderr, result.stderr
     return result

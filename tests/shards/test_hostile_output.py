@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shards.cli import main
-from shards.tario import BLOCK
+from shards.format.tario import BLOCK
+from shards.tools.cli import main
 
 from . import hostile
 from .conftest import make_dataset

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from shards import plots
-from shards.index import index_table
-from shards.probe import probe_image, sha256_hex
-from shards.reader import Dataset
-from shards.schema import SampleMeta
-from shards.writer import DatasetWriter
+from shards.format.index import index_table
+from shards.format.reader import Dataset
+from shards.format.schema import SampleMeta
+from shards.format.writer import DatasetWriter
+from shards.intake.probe import probe_image, sha256_hex
+from shards.tools import plots
 
 THUMB = 64
 RED, BLUE = (220, 30, 30), (30, 30, 220)
@@ -290,7 +290,7 @@ def test_plot_dataset_leaves_pyplot_alone(tmp_path):
     # A fresh interpreter: other tests may have imported pyplot into this one.
     code = (
         "import sys, pyarrow as pa\n"
-        "from shards import plots\n"
+        "from shards.tools import plots\n"
         "table = pa.table({'width': pa.array([640], pa.int32()), 'height': pa.array([480], pa.int32())})\n"
         f"plots.plot_dataset(table, {str(tmp_path / 'p.png')!r}, 'x')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

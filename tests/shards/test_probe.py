@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shards.probe import ProbeError, probe_image
+from shards.intake.probe import ProbeError, probe_image
 
 from .images import encode, gradient
 

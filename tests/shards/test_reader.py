@@ -5,7 +5,7 @@ import random
 import pytest
 
 from shards import Dataset, DatasetError, IndexFilter, iter_shard_urls
-from shards.reader import expand_shards
+from shards.format.reader import expand_shards
 
 from .test_writer import write_blobs
 

@@ -3,7 +3,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from shards.schema import FIELDS, INDEX_SCHEMA, FormatError, SampleMeta, check_key
+from shards.format.schema import FIELDS, INDEX_SCHEMA, FormatError, SampleMeta, check_key
 
 GOOD = dict(
     key="flickr-12345", width=4032, height=3024, orientation=6, format="jpeg", ext="jpg", mode="RGB",

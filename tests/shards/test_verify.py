@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from shards import DatasetError
-from shards.verify import Problem, VerifyReport, verify_dataset
+from shards.tools.verify import Problem, VerifyReport, verify_dataset
 
 from . import hostile
 from .conftest import make_dataset

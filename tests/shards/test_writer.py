@@ -14,7 +14,7 @@ import time
 import pytest
 
 from shards import Dataset, DatasetError, DatasetWriter, FormatError, SampleMeta, WriterConfig
-from shards.tario import FIXED_MTIME, MEMBER_MODE
+from shards.format.tario import FIXED_MTIME, MEMBER_MODE
 
 
 def blob_sample(i: int, size: int, rng: random.Random) -> tuple[SampleMeta, bytes]:
@@ -94,7 +94,7 @@ def test_byte_bound_holds_exactly(tmp_path, bound):
 def test_a_shard_fills_to_the_last_byte(tmp_path):
     # Two samples of 512 data bytes and 512 json bytes cost 4 x 1024; with the end blocks the
     # shard is 5120 bytes: a bound of 5120 holds both, 5119 forces a second shard.
-    from shards.writer import sample_cost
+    from shards.format.writer import sample_cost
 
     meta, data = blob_sample(0, 512, random.Random(0))
     cost = sample_cost(meta, meta.to_json_bytes())

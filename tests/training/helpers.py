@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from shards import DatasetWriter, SampleMeta, WriterConfig
-from shards.probe import probe_image
+from shards.intake.probe import probe_image
 from training.loader.decode import ORIENT_OPS
 
 from ..shards.images import encode, gradient

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
 from training.cli import build_parser, main
 from training.networks.augment import Augment, AugmentConfig, apply_geometry

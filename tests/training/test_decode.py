@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from shards.probe import TRANSPOSED_ORIENTATIONS
+from shards.intake.probe import TRANSPOSED_ORIENTATIONS
 from training.geometry import draw_patch, patch_to_native, pixel_centres
 from training.loader.decode import (
     ORIENT_OPS,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shards.reader import Dataset
+from shards.format.reader import Dataset
 from tests.cli_outcome import one_error_line, run_main
 from training.eval.ranks import Ranks, joined
 from training.eval.sources import RealSpec, fake_set, real_set

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from shards.reader import Dataset
+from shards.format.reader import Dataset
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
 from training.eval.metrics import EvalConfig, Evaluator, scale_bin

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
 from training.cli import main
 from training.run.config import PRESETS

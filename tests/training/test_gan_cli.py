@@ -109,15 +109,15 @@ def test_tiny_preset_trains_through_the_cli(tmp_path):
 
 def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch):
     """What the checks before a run open is handed on to the run, not opened again."""
-    import shards.reader
+    import shards.format.reader
     from training.run import checkpoint
     from training.run.loop import train
 
     data = gan_dataset(tmp_path / "ds", n=4)
     train(tiny_config(data, tmp_path / "stage1", kimg=0.008, tick_kimg=0.008))
     reads: list[str] = []
-    read_index, load = shards.reader.read_index, checkpoint.load
-    monkeypatch.setattr(shards.reader, "read_index", lambda *args: reads.append("index") or read_index(*args))
+    read_index, load = shards.format.reader.read_index, checkpoint.load
+    monkeypatch.setattr(shards.format.reader, "read_index", lambda *args: reads.append("index") or read_index(*args))
     monkeypatch.setattr(checkpoint, "load", lambda path: reads.append(Path(path).name) or load(path))
     train(tiny_config(data, tmp_path / "stage2", stage="patch", teacher=str(tmp_path / "stage1" / "checkpoint.pt"),
                       kimg=0.008, tick_kimg=0.008, patch_prob=1.0))

@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
 from training.cli import main
 from training.errors import TrainingError

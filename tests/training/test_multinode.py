@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from shards.reader import Dataset
+from shards.format.reader import Dataset
 from training.errors import TrainingError
 from training.networks.generator import Generator
 from training.run import checkpoint

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from shards import Dataset, IndexFilter
-from shards.tario import BLOCK, padded
+from shards.format.tario import BLOCK, padded
 from training.loader.pipeline import LoaderConfig, PatchLoader, PatchStream, make_parts, reader_parts
 from training.loader.sampler import StreamConfig
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 from training.errors import TrainingError
 from training.geometry import Canvas, PatchDraw, draw_patch
 from training.loader.decode import decode, oriented, render_patch, render_reference

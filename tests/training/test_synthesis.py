@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 from training.geometry import patch_transform
 from training.networks.generator import Generator
 from training.networks.render import render_full

@@ -4,7 +4,7 @@ A file is named by the hash of its key and holds the key itself, checked on ever
 dataset's fingerprint (its manifest's root hash), the real source (stream, size, scales), the
 sample count, the seed and the feature network. Any change to any of them is another file, so
 statistics are never mixed, and a stale or foreign file is recomputed, never trusted. Files are
-written atomically (shards.atomic): a killed run leaves no half file under a final name.
+written atomically (plumbing.atomic): a killed run leaves no half file under a final name.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shards.atomic import atomic_write_with
+from plumbing.atomic import atomic_write_with
 
 VERSION = 2  # of this file layout and of how real sets are drawn: bump to orphan old files (2: spectra)
 

@@ -18,12 +18,13 @@ published one.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from plumbing.digest import file_sha256
 
 from .. import weightfile
 from ..errors import TrainingError
@@ -35,14 +36,6 @@ EFFICIENTNET_SIDE = 224  # the resolution Lite0 was trained at
 # the file that FID numbers published with pytorch-fid were computed with.
 PUBLISHED_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 INCEPTION_FILE = "pytorch-fid's plain state dict pt_inception-2015-12-05-6726825d.pth (docs/generation.md)"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class FeatureNet(nn.Module):
@@ -89,7 +82,7 @@ class EfficientNetLite0(FeatureNet):
         self.net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.net.eval().requires_grad_(False)
         self.side, self.dim = side, 1280
-        self.name = f"{EFFICIENTNET}@{side}:{_sha256(weights)[:8]}"
+        self.name = f"{EFFICIENTNET}@{side}:{file_sha256(weights)[:8]}"
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from shards.errors import ConfigError
-from shards.reader import Dataset
+from plumbing.errors import ConfigError
+from shards.format.reader import Dataset
 
 from ..errors import TrainingError
 from ..networks.generator import Generator

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as tdist
 
-from shards.errors import UserError
+from plumbing.errors import UserError
 
 from ..errors import TrainingError
 from ..run import dist

@@ -9,8 +9,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from shards.atomic import atomic_write, atomic_write_png
-from shards.console import printable
+from plumbing.atomic import atomic_write, atomic_write_png
+from plumbing.console import printable
 
 METRICS_FILE = "metrics.jsonl"
 BINS_PLOT = "pfid-bins.png"

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shards.index import IndexFilter
-from shards.reader import Dataset
+from shards.format.index import IndexFilter
+from shards.format.reader import Dataset
 
 from ..errors import TrainingError
 from ..loader.pipeline import LoaderConfig, PatchLoader

@@ -15,8 +15,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from shards.atomic import atomic_write_png
-from shards.escape import clip
+from plumbing.atomic import atomic_write_png
+from plumbing.escape import clip
 
 SPECTRUM_PLOT = "spectrum.png"
 MAX_BANDS = 32

@@ -3,13 +3,11 @@
 PNG is encoded as the rows arrive (png.py): host memory stays a band. JPEG and WebP have no
 such encoder in Pillow, so their image is assembled whole in a Pillow image (4 bytes a pixel)
 and encoded at the end; the CLI caps their size accordingly. Every file appears under its name
-only when complete (shards.atomic).
+only when complete (plumbing.atomic).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -17,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from shards.atomic import atomic_write, atomic_write_with, finish, open_exclusive, tmp_path
+from plumbing.atomic import (
+    atomic_write_json,
+    atomic_write_with,
+    finish,
+    open_exclusive,
+    tmp_path,
+)
+from plumbing.digest import file_sha256
 
 from .png import PngStream
 
@@ -61,12 +66,8 @@ def write_image(path: Path, fmt: str, width: int, height: int, rows: Iterable[np
 
 def file_digest(path: Path) -> dict:
     """Name, size and sha256 of a file (the snapshot), read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
     return {"path": str(Path(path).resolve()), "name": Path(path).name, "bytes": Path(path).stat().st_size,
-            "sha256": digest.hexdigest()}
+            "sha256": file_sha256(path)}
 
 
 def anyres_version() -> str:
@@ -77,4 +78,4 @@ def anyres_version() -> str:
 
 
 def write_sidecar(path: Path, record: dict) -> None:
-    atomic_write(path, (json.dumps(record, indent=2) + "\n").encode())
+    atomic_write_json(path, record, end="\n", indent=2)

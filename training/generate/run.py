@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 from ..networks.generator import Generator
 from ..run import checkpoint
@@ -176,7 +176,7 @@ def generate_zooms(g: Generator, cfg: GenerateConfig, about: dict, progress: Cal
                    say: Callable[[str], None]) -> list[Path]:
     from PIL import Image
 
-    from shards.atomic import atomic_write_png
+    from plumbing.atomic import atomic_write_png
 
     z = cfg.zoom
     device = next(g.parameters()).device

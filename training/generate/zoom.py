@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from shards.atomic import atomic_write_with
+from plumbing.atomic import atomic_write_with
 
 from ..geometry import patch_transform
 from ..networks.generator import Generator

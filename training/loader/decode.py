@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from shards.limits import Limits
-from shards.probe import ProbeError, check_decode_cost
+from shards.format.limits import Limits
+from shards.intake.probe import ProbeError, check_decode_cost
 
 from ..geometry import PatchDraw
 
@@ -42,7 +42,7 @@ ORIENT_OPS = {
 }
 
 
-# The same decode bounds as `verify --deep` (shards.limits, overridable by ANYRES_* variables).
+# The same decode bounds as `verify --deep` (shards.format.limits, overridable by ANYRES_* variables).
 _LIMITS = Limits.from_env()
 
 

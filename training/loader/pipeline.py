@@ -32,10 +32,10 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from shards.errors import ConfigError, DatasetError
-from shards.index import IndexFilter
-from shards.reader import Dataset
-from shards.schema import FormatError, SampleMeta
+from plumbing.errors import ConfigError, DatasetError
+from shards.format.index import IndexFilter
+from shards.format.reader import Dataset
+from shards.format.schema import FormatError, SampleMeta
 
 from .batch import Batch, LoaderStats, collate
 from .decode_cache import DecodeCache

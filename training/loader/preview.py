@@ -9,7 +9,6 @@ the chosen distribution makes uniform, the scale itself, and the window centres 
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from shards.atomic import atomic_write, atomic_write_png
-from shards.plots import label_font
+from plumbing.atomic import atomic_write, atomic_write_json, atomic_write_png
+from plumbing.font import label_font
 
 from ..geometry import scale_cdf, scale_range
 from .pipeline import LoaderConfig, PatchLoader
@@ -132,5 +131,5 @@ def write_preview(result: PreviewResult, config: LoaderConfig, out: str | Path) 
     atomic_write_png(out / "contact_sheet.png", contact_sheet(result))
     atomic_write_png(out / "distribution.png", distribution_figure(result, config))
     atomic_write(out / "patches.npz", arrays.getvalue())
-    atomic_write(out / "preview.json", json.dumps(record, indent=2, default=str).encode())
+    atomic_write_json(out / "preview.json", record, indent=2, default=str)
     return [out / name for name in ("contact_sheet.png", "distribution.png", "patches.npz", "preview.json")]

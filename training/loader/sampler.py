@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from shards.errors import ConfigError
-from shards.schema import SampleMeta
+from plumbing.errors import ConfigError
+from shards.format.schema import SampleMeta
 
 from ..geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 from .decode import DecodeError, decode, decode_reduction, oriented, render_patch, render_reference

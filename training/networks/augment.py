@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 Kind = Literal["ada", "diffaug", "none"]
 KINDS = ("ada", "diffaug", "none")

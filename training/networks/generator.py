@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 from .layers import FullyConnected, ScaleEmbedding, normalize_2nd_moment
 from .render import sample_grid_positions

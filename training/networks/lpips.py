@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shards.escape import clip
+from plumbing.escape import clip
 
 from .. import weightfile
 from ..errors import TrainingError

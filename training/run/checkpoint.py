@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shards.atomic import atomic_write
+from plumbing.atomic import atomic_write
 
 from ..errors import TrainingError
 from ..networks.discriminator import DiscriminatorConfig

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shards.errors import ConfigError
+from plumbing.errors import ConfigError
 
 from ..eval.names import parse_metrics
 from ..loader.pipeline import LoaderConfig

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from shards.plots import label_font
+from plumbing.font import label_font
 
 from ..generate.panorama import turn_tiling, turn_width
 from ..generate.seeds import latent

@@ -4,7 +4,7 @@ Plain files that open offline: no server, no script, no CDN. The page links the 
 folder already holds by relative path (curves, sample grids, generated images and zooms, the
 pFID plot) and writes what it adds into RUN/report/ (the dataset's card, size plot and contact
 sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). Every string read from a file
-(config values, metric notes, dataset text) is escaped (shards.escape); a part that is missing
+(config values, metric notes, dataset text) is escaped (plumbing.escape); a part that is missing
 (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
 """
 
@@ -23,9 +23,9 @@ from urllib.parse import quote
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from shards.atomic import atomic_write, atomic_write_png
-from shards.errors import UserError
-from shards.escape import clip, h
+from plumbing.atomic import atomic_write, atomic_write_png
+from plumbing.errors import UserError
+from plumbing.escape import clip, h
 
 from ..errors import TrainingError
 from ..eval.spectrum_plot import SPECTRUM_PLOT, latest_spectra, plot_spectra
@@ -120,9 +120,9 @@ def dataset_location(run: Path, config: dict, data: str | None) -> str | None:
 
 def dataset_panel(run: Path, where: str | None, opened=None) -> str:
     """`opened`: the run's own shards.Dataset, when it has one, rather than reading the index again."""
-    from shards.card import SIZES_PNG, card_links, card_tables, read_card, write_card
-    from shards.plots import contact_sheet
-    from shards.reader import Dataset
+    from shards.format.reader import Dataset
+    from shards.tools.card import SIZES_PNG, card_links, card_tables, read_card, write_card
+    from shards.tools.plots import contact_sheet
 
     if where is None:
         return note("The run's config names no dataset: <code>anyres-train report RUN --data DATASET</code>.")

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shards.atomic import atomic_write
-from shards.reader import Dataset
+from plumbing.atomic import atomic_write
+from shards.format.reader import Dataset
 
 from ..errors import TrainingError
 from ..loader.batch import Batch

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from shards.reader import Dataset
+from shards.format.reader import Dataset
 
 from ..eval import report
 from ..eval.cache import StatsCache, default_dir

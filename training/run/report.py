@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from shards.atomic import atomic_write, atomic_write_png
+from plumbing.atomic import atomic_write_jsonl, atomic_write_png
 
 CURVES = (("losses", ("loss_G", "loss_D")), ("D logits", ("D_real", "D_fake")), ("R1", ("R1",)),
           ("teacher L1", ("teacher",)), ("ADA p", ("aug_p",)))
@@ -30,7 +30,7 @@ def read_stats(path: Path) -> list[dict]:
 def truncate_stats(path: Path, step: int) -> None:
     """Drop ticks written after the checkpoint a resumed run restarts from."""
     kept = [r for r in read_stats(path) if r["step"] <= step]
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+    atomic_write_jsonl(path, kept)
 
 
 def append_stats(path: Path, record: dict) -> None:
@@ -45,7 +45,7 @@ def update_last_stats(path: Path, step: int, extra: dict) -> None:
     records = read_stats(path)
     assert records and records[-1]["step"] == step, f"no stats line for step {step} to add metrics to"
     records[-1].update(extra)
-    atomic_write(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+    atomic_write_jsonl(path, records)
 
 
 def plot_curves(records: list[dict], path: Path) -> None:

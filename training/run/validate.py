@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shards.errors import DatasetError
-from shards.reader import Dataset
+from plumbing.errors import DatasetError
+from shards.format.reader import Dataset
 
 from ..errors import TrainingError
 from ..loader.panorama import aspect_bounds, turn_of

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from shards.console import float_between, int_between
-from shards.manifest import MANIFEST_NAME
+from plumbing.console import float_between, int_between
+from shards.format.manifest import MANIFEST_NAME
 
 from ...workdir import WorkDir
 from .licenses import REUSE, parse_licenses

@@ -17,8 +17,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from plumbing.digest import file_sha256
 from shards import DatasetError
-from shards.manifest import file_sha256
 
 from .api import FlickrApiError, FlickrClient
 from .discovery import SIZE_LABELS, as_int, choose_size

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from plumbing.atomic import atomic_write_json
 from shards import DatasetError
-from shards.atomic import atomic_write
 
 LOG_NAME = "photos.jsonl"
 CURSOR_NAME = "cursor.json"
@@ -73,7 +73,7 @@ class Journal:
             self._log.flush()
             os.fsync(self._log.fileno())
             self._length += len(data)
-        atomic_write(self.cursor_path, json.dumps({**cursor, "log_bytes": self._length}, indent=1).encode())
+        atomic_write_json(self.cursor_path, {**cursor, "log_bytes": self._length}, indent=1)
 
     def close(self) -> None:
         if self._log is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import UserError
+from plumbing.errors import UserError
 
 FORMAT_NAME = "anyres-shards"
 FORMAT_VERSION = 1

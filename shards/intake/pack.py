@@ -1,7 +1,7 @@
 """Store a folder of image files, untouched, as a dataset: serial and local.
 
 The simplest way in (and the demo's): every file is probed, admitted or recorded as a reject
-with its reason, by the same policy as `anyres-curate` (`shards.admission`). `anyres-curate` is
+with its reason, by the same policy as `anyres-curate` (`shards.intake.admission`). `anyres-curate` is
 the scalable path, with Ray, downloads, resumption and near-duplicate removal; this one suits a
 folder that is already clean (exact copies are dropped, the first one walked is kept).
 """
@@ -17,7 +17,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from .admission import (
+from plumbing.atomic import atomic_write_parquet
+from plumbing.errors import DatasetError
+from shards.format.manifest import WORK_DIR
+from shards.format.writer import DEFAULT_SHARD_BYTES, DatasetWriter, WriterConfig
+from shards.intake.admission import (
     IMAGE_SUFFIXES,
     FilterConfig,
     FolderEntry,
@@ -27,11 +31,7 @@ from .admission import (
     sample_meta,
     walk_images,
 )
-from .atomic import atomic_write_parquet
-from .errors import DatasetError
-from .manifest import WORK_DIR
-from .probe import DEFAULT_MAX_PIXELS, ProbeError
-from .writer import DEFAULT_SHARD_BYTES, DatasetWriter, WriterConfig
+from shards.intake.probe import DEFAULT_MAX_PIXELS, ProbeError
 
 REJECTS_NAME = f"{WORK_DIR}/rejects.parquet"
 REJECT_SCHEMA = pa.schema([("source_id", pa.string()), ("reason", pa.string()), ("detail", pa.string())])
@@ -74,7 +74,7 @@ def read_attribution(csv_path: str) -> dict[str, dict[str, str]]:
 
 
 def image_files(folder: Path) -> list[FolderEntry]:
-    """What `pack_folder` looks at: the shared folder policy (`shards.admission`)."""
+    """What `pack_folder` looks at: the shared folder policy (`shards.intake.admission`)."""
     return list(walk_images(folder))
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import DatasetError
-from .index import IndexFilter
-from .reader import Dataset
-from .writer import DatasetWriter, WriterConfig
+from plumbing.errors import DatasetError
+from shards.format.index import IndexFilter
+from shards.format.reader import Dataset
+from shards.format.writer import DatasetWriter, WriterConfig
 
 
 def write_subset(

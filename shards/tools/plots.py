@@ -11,7 +11,6 @@ import io
 import math
 import re
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .atomic import atomic_write
-from .limits import Limits
-from .probe import check_decode_cost
-from .reader import Dataset, Sample
+from plumbing.atomic import atomic_write
+from plumbing.font import label_font
+from shards.format.limits import Limits
+from shards.format.reader import Dataset, Sample
+from shards.intake.probe import check_decode_cost
 
 # The patch scales a multi-size dataset is trained at: the question a reader of these plots asks
 # is how many images are large enough for each.
@@ -260,12 +260,6 @@ def decode_thumbnail(data: bytes, thumb: int, apply_orientation: bool = True) ->
             rgb = to_rgb(_orient(image) if apply_orientation else image)
             # Resized here, while `image` is open: `rgb` may be that very image.
             return ImageOps.contain(rgb, (thumb, thumb), Image.Resampling.LANCZOS)
-
-
-@lru_cache(maxsize=8)
-def label_font(size: int) -> ImageFont.FreeTypeFont:
-    """Pillow's default font at `size` px, loaded once: every labelled sheet's text."""
-    return ImageFont.load_default(size=size)
 
 
 def _font_size(thumb: int) -> int:

@@ -26,10 +26,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_write
-from .index import index_bytes
-from .manifest import INDEX_NAME, MANIFEST_NAME, content_fields, file_sha256, manifest_bytes, shard_name
-from .schema import INDEX_SCHEMA
+from plumbing.atomic import atomic_write, atomic_write_json
+from plumbing.digest import file_sha256
+from shards.format.index import index_bytes
+from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, content_fields, manifest_bytes, shard_name
+from shards.format.schema import INDEX_SCHEMA
 
 MARKER = "commit.json"
 
@@ -96,7 +97,7 @@ def stage_commit(stage: Path, index_data: bytes, manifest: dict[str, Any], repla
         atomic_write(_staged(stage, name), data)
     atomic_write(_staged(stage, INDEX_NAME), index_data)
     atomic_write(_staged(stage, MANIFEST_NAME), manifest_bytes(manifest))
-    atomic_write(stage / MARKER, json.dumps({"moves": moves, "files": order, "replaced": replaced}).encode())
+    atomic_write_json(stage / MARKER, {"moves": moves, "files": order, "replaced": replaced})
 
 
 def finish_commit(root: Path, stage: Path) -> bool:

@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .schema import FormatError
+from shards.format.schema import FormatError
 
 BLOCK = 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)

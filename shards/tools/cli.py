@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .console import (
+from plumbing.console import (
     MAX_SIDE,
     Parser,
     float_between,
@@ -24,13 +24,13 @@ from .console import (
     run_command,
     size_between,
 )
-from .errors import DatasetError
-from .index import IndexFilter
-from .probe import DEFAULT_MAX_PIXELS
-from .reader import Dataset
-from .schema import check_key
-from .stats import summarize
-from .writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES, WriterConfig
+from plumbing.errors import DatasetError
+from shards.format.index import IndexFilter
+from shards.format.reader import Dataset
+from shards.format.schema import check_key
+from shards.format.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES, WriterConfig
+from shards.intake.probe import DEFAULT_MAX_PIXELS
+from shards.tools.stats import summarize
 
 PROG = "anyres-shards"
 side = int_between(0, MAX_SIDE)
@@ -72,7 +72,7 @@ def filter_from_args(args: argparse.Namespace) -> IndexFilter:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .render import info_report, root_line
+    from shards.tools.render import info_report, root_line
 
     ds = Dataset(args.dataset)
     stats = summarize(ds.index)
@@ -105,7 +105,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     doc = json.loads(sample.meta.to_json_bytes())
     print(printable_json({**doc, "shard": sample.shard, "offset": sample.offset}))
     if args.output:
-        from .export import write_sample_image
+        from shards.tools.export import write_sample_image
 
         # Named from the key asked for and the index's extension, both checked: never from the json.
         path = write_sample_image(sample, args.output, key, ds.row(key)["ext"], apply_orientation=args.orient)
@@ -114,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_dataset
+    from shards.tools.verify import verify_dataset
 
     total = Dataset(args.dataset).manifest["num_samples"]
     with progress_bar("verify" + (" --deep" if args.deep else ""), total) as advance:
@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plots import plot_dataset
+    from shards.tools.plots import plot_dataset
 
     ds = Dataset(args.dataset)
     # The name is dataset text: escaped, and its "$" kept from starting matplotlib's mathtext.
@@ -146,7 +146,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from .plots import contact_sheet
+    from shards.tools.plots import contact_sheet
 
     ds = Dataset(args.dataset)
     path = contact_sheet(ds, args.output, n=args.n, seed=args.seed, thumb=args.thumb)
@@ -155,7 +155,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
 
 def cmd_subset(args: argparse.Namespace) -> int:
-    from .subset import write_subset
+    from shards.tools.subset import write_subset
 
     parent = Dataset(args.dataset)
     where = filter_from_args(args)
@@ -167,7 +167,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from .pack import PackConfig, image_files, pack_folder
+    from shards.intake.pack import PackConfig, image_files, pack_folder
 
     config = PackConfig(min_side=args.min_side, max_pixels=args.max_pixels,
                         max_shard_bytes=args.shard_size, name=args.name,
@@ -184,7 +184,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .card import write_card
+    from shards.tools.card import write_card
 
     ds = Dataset(args.dataset)
     if args.output is None and ds.loc.kind != "local":

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .limits import Limits
-from .location import DatasetError, Location
-from .manifest import INDEX_NAME
-from .schema import INDEX_SCHEMA
+from shards.format.limits import Limits
+from shards.format.manifest import INDEX_NAME
+from shards.format.schema import INDEX_SCHEMA
+from shards.storage.location import DatasetError, Location
 
 
 @dataclass(frozen=True)

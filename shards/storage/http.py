@@ -15,8 +15,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .errors import DatasetError
-from .limits import Limits
+from plumbing.errors import DatasetError
+from shards.format.limits import Limits
 
 CHUNK = 8 * 2**20  # bytes per ranged request when streaming a shard
 

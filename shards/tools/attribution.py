@@ -3,8 +3,8 @@
 CC BY and CC BY-SA require the title, the author, the licence (with a link to it) and the source
 to be credited wherever the images are shared; this is that credit, as Markdown for people and
 CSV for tools. Both are written row by row (a dataset may hold millions of samples), into a
-temporary file renamed when complete (shards.atomic). The index is dataset text: every field
-goes through shards.escape.
+temporary file renamed when complete (plumbing.atomic). The index is dataset text: every field
+goes through plumbing.escape.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import IO
 
 import pyarrow as pa
 
-from .atomic import finish, open_exclusive, tmp_path
-from .escape import csv_cell, md, md_link
+from plumbing.atomic import finish, open_exclusive, tmp_path
+from plumbing.escape import csv_cell, md, md_link
 
 ATTRIBUTION_MD = "ATTRIBUTION.md"
 ATTRIBUTION_CSV = "ATTRIBUTION.csv"

@@ -1,7 +1,7 @@
 """Checking that a dataset's tars, index and manifest tell the same story.
 
 `verify_dataset` streams every shard once, front to back, through the same strict member
-reader the loader and `show` use (`shards.tario`, SECURITY.md), and compares what it finds with
+reader the loader and `show` use (`shards.format.tario`, SECURITY.md), and compares what it finds with
 the index and the manifest; `deep` also decodes every image and recomputes what curation
 recorded of it (hashes, size, orientation, mode, format) with the same probe. Every byte of
 every shard is counted and hashed as it streams, so sizes are checked whatever a server says,
@@ -18,13 +18,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from .limits import Limits
-from .location import DatasetError, Location
-from .manifest import ROOT_FIELD, SHARD_DIR, root_hash
-from .probe import probe_image, sha256_hex
-from .reader import Dataset, iter_members, shard_errors
-from .schema import FIELDS, FormatError, SampleMeta, check_ext, check_key
-from .tario import Member, TruncatedError, padded
+from shards.format.limits import Limits
+from shards.format.manifest import ROOT_FIELD, SHARD_DIR, root_hash
+from shards.format.reader import Dataset, iter_members, shard_errors
+from shards.format.schema import FIELDS, FormatError, SampleMeta, check_ext, check_key
+from shards.format.tario import Member, TruncatedError, padded
+from shards.intake.probe import probe_image, sha256_hex
+from shards.storage.location import DatasetError, Location
 
 LOCAL_SLACK = 2**30  # bytes of a local shard read beyond its manifest size, to report what is there
 MAX_LISTED = 5  # keys named in one problem that stands for many rows

@@ -1,7 +1,7 @@
 """Reading a dataset: streaming through its shards, or one sample by key in a single seek.
 
 Both paths enforce one shard contract (SECURITY.md), through the same strict tar parser
-(`shards.tario`): a sample is a plain ustar member `KEY.EXT` followed by `KEY.json`; the index's
+(`shards.format.tario`): a sample is a plain ustar member `KEY.EXT` followed by `KEY.json`; the index's
 offset points at the image data, the header 512 bytes before it names `KEY.EXT` with the
 index's size, and the next header names `KEY.json` within the json bound. Streaming and seeking
 therefore read the same bytes, and `verify` checks exactly what they read. The same code reads
@@ -18,13 +18,13 @@ from typing import Any
 import pyarrow as pa
 from braceexpand import braceexpand
 
-from .index import IndexFile, IndexFilter, read_index
-from .limits import Limits
-from .location import DatasetError, Location, io_errors
-from .manifest import read_manifest
-from .schema import FormatError, SampleMeta, check_ext, check_key
-from .tario import BLOCK, Member, TarFormatError, padded, parse_header
-from .tario import iter_members as tario_members
+from shards.format.index import IndexFile, IndexFilter, read_index
+from shards.format.limits import Limits
+from shards.format.manifest import read_manifest
+from shards.format.schema import FormatError, SampleMeta, check_ext, check_key
+from shards.format.tario import BLOCK, Member, TarFormatError, padded, parse_header
+from shards.format.tario import iter_members as tario_members
+from shards.storage.location import DatasetError, Location, io_errors
 
 
 def shard_errors() -> tuple[type[Exception], ...]:

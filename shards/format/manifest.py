@@ -13,10 +13,10 @@ import json
 import re
 from typing import Any
 
-from .errors import DatasetError
-from .location import Location, check_relative
-from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, load_json
-from .stats import summarize
+from plumbing.errors import DatasetError
+from shards.format.schema import FORMAT_NAME, FORMAT_VERSION, FormatError, load_json
+from shards.storage.location import Location, check_relative
+from shards.tools.stats import summarize
 
 MANIFEST_NAME = "dataset.json"
 INDEX_NAME = "index.parquet"
@@ -104,15 +104,6 @@ def manifest_bytes(doc: dict[str, Any]) -> bytes:
 # every listed shard by name, size and sha256. One line each, so it can be recomputed by hand.
 ROOT_FIELD = "root_hash"
 ROOT_PREFIX = "anyres-root-v1"
-
-
-def file_sha256(path) -> str:
-    """A file's SHA-256, read in 1 MiB blocks (a shard can be large): a shard's entry in the manifest."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def root_hash(index_sha256: str, index_nbytes: int, shards: list[dict[str, Any]]) -> str:

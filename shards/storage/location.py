@@ -5,7 +5,7 @@ Names inside a dataset (`dataset.json`, `index.parquet`, the shard names its man
 give) are untrusted. Each is checked to be a plain relative path, so it cannot climb out with
 `..`, start at `/`, or become another URL (`//host/x`, `file://...`). A local file is opened
 without following symlinks anywhere below the dataset folder and must be a regular file (a FIFO
-would hang the reader); an http(s) dataset is read through `shards.http`, which stays on the
+would hang the reader); an http(s) dataset is read through `shards.storage.http`, which stays on the
 dataset's origin.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import fsspec
 from fsspec.core import url_to_fs
 
-from .errors import DatasetError
-from .http import HttpClient, HttpStream
-from .limits import Limits
+from plumbing.errors import DatasetError
+from shards.format.limits import Limits
+from shards.storage.http import HttpClient, HttpStream
 
 
 def io_errors() -> tuple[type[Exception], ...]:

@@ -13,7 +13,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .console import printable
+from plumbing.console import printable
 
 
 def text(value: Any, style: str = "") -> Text:

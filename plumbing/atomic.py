@@ -8,8 +8,9 @@ so a symlink planted at `NAME.tmp` cannot redirect the write out of the folder.
 from __future__ import annotations
 
 import io
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +55,16 @@ def atomic_write_with(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     buffer = io.BytesIO()
     write(buffer)
     atomic_write(path, buffer.getvalue())
+
+
+def atomic_write_json(path: Path, value: Any, end: str = "", **dumps_options: Any) -> None:
+    """`value` as JSON (json.dumps with `dumps_options`, then `end`), atomically."""
+    atomic_write(path, (json.dumps(value, **dumps_options) + end).encode())
+
+
+def atomic_write_jsonl(path: Path, records: Iterable[Any]) -> None:
+    """One JSON line per record, atomically: a JSONL file rewritten whole."""
+    atomic_write(path, "".join(json.dumps(record) + "\n" for record in records).encode())
 
 
 def atomic_write_parquet(path: Path, table, **options: Any) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from plumbing.errors import ConfigError
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
 

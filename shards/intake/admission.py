@@ -36,8 +36,8 @@ from typing import Any
 
 from PIL import Image
 
-from .probe import DEFAULT_MAX_PIXELS, Decoded, ImageInfo, ProbeError, decode_image
-from .schema import SampleMeta
+from shards.format.schema import SampleMeta
+from shards.intake.probe import DEFAULT_MAX_PIXELS, Decoded, ImageInfo, ProbeError, decode_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
 KEPT_MODES = ("RGB", "L")

@@ -1,6 +1,6 @@
 """The one base type for user errors: a bad call, a bad flag value, a missing or unusable file.
 
-Every CLI's `run_command` (shards.console) catches `UserError` and prints it on one line with
+Every CLI's `run_command` (plumbing.console) catches `UserError` and prints it on one line with
 exit code 2 (DESIGN.md 5); nothing else catches it. Bugs stay tracebacks. The subclasses say
 where the problem was found; they add no behaviour.
 """

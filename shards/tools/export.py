@@ -3,7 +3,7 @@
 A dataset is untrusted input: nothing in it may choose where a file lands or what it is called
 (a json naming `conftest.py` once replaced a test file). The name comes from the key the user
 asked for and the index's extension, which must be an image type; the resolved path is checked
-to stay in the requested folder, and the write itself never follows a symlink (shards.atomic).
+to stay in the requested folder, and the write itself never follows a symlink (plumbing.atomic).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .atomic import atomic_write
-from .errors import DatasetError
-from .limits import Limits
-from .probe import EXTENSIONS, ProbeError, check_decode_cost
-from .reader import Sample
-from .schema import check_ext, check_key
+from plumbing.atomic import atomic_write
+from plumbing.errors import DatasetError
+from shards.format.limits import Limits
+from shards.format.reader import Sample
+from shards.format.schema import check_ext, check_key
+from shards.intake.probe import EXTENSIONS, ProbeError, check_decode_cost
 
 IMAGE_EXTENSIONS = frozenset(EXTENSIONS.values())
 

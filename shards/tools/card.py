@@ -2,10 +2,10 @@
 
 The card says what the dataset holds (counts, sizes, licences, sources), how it was made (the
 manifest's curation record: config, counts, rejects, deduplication) and links to the complete
-attribution list (shards.attribution). It is written as CARD.md and as a small self-contained
+attribution list (shards.tools.attribution). It is written as CARD.md and as a small self-contained
 CARD.html, with the size plot as card-sizes.png; `verify` reads only the manifest, the index and
 shards/, so these files beside them change nothing it checks. Everything shown comes from the
-manifest and the index, which may be hostile: strings go through shards.escape, and a manifest's
+manifest and the index, which may be hostile: strings go through plumbing.escape, and a manifest's
 descriptive fields are shown whatever their types, never trusted to be what they should be.
 """
 
@@ -22,19 +22,19 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .atomic import atomic_write
-from .attribution import (
+from plumbing.atomic import atomic_write
+from plumbing.escape import clip, h, h_link, md, md_link
+from shards.format.manifest import WORK_DIR
+from shards.format.reader import Dataset
+from shards.tools.attribution import (
     ATTRIBUTION_CSV,
     ATTRIBUTION_MD,
     missing_credit,
     write_attribution_csv,
     write_attribution_md,
 )
-from .escape import clip, h, h_link, md, md_link
-from .manifest import WORK_DIR
-from .reader import Dataset
-from .render import SUMMARY_LABELS, human_bytes
-from .stats import summarize
+from shards.tools.render import SUMMARY_LABELS, human_bytes
+from shards.tools.stats import summarize
 
 CARD_MD = "CARD.md"
 CARD_HTML = "CARD.html"
@@ -236,7 +236,7 @@ def card_page(card: Card) -> str:
 
 def write_card(ds: Dataset, out: str | Path, card: Card | None = None) -> list[Path]:
     """CARD.md, CARD.html, card-sizes.png, ATTRIBUTION.md and ATTRIBUTION.csv, in `out`."""
-    from .plots import plot_dataset
+    from shards.tools.plots import plot_dataset
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

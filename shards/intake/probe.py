@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import imagehash
 from PIL import Image, ImageOps
 
-from .errors import UserError
-from .schema import ImageFacts
+from plumbing.errors import UserError
+from shards.format.schema import ImageFacts
 
 DEFAULT_MAX_PIXELS = 200_000_000
 # Each scan of a progressive JPEG is a full pass over the image: thousands of tiny scans make

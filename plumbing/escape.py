@@ -12,7 +12,7 @@ import html
 import re
 from urllib.parse import quote, urlsplit
 
-from .console import printable
+from plumbing.console import printable
 
 TEXT_LIMIT = 300  # characters of a title, an owner or a name in a document
 URL_LIMIT = 2000  # what browsers and servers reliably accept

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import TMP_SUFFIX, finish, open_exclusive, tmp_path
-from .commit import now, write_dataset_files
-from .errors import DatasetError
-from .index import index_bytes, index_table
-from .manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, content_fields, shard_name
-from .schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
-from .tario import END_OF_ARCHIVE, encode_member, member_cost
+from plumbing.atomic import TMP_SUFFIX, finish, open_exclusive, tmp_path
+from plumbing.errors import DatasetError
+from shards.format.commit import now, write_dataset_files
+from shards.format.index import index_bytes, index_table
+from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, content_fields, shard_name
+from shards.format.schema import FORMAT_NAME, FORMAT_VERSION, FormatError, SampleMeta
+from shards.format.tario import END_OF_ARCHIVE, encode_member, member_cost
 
 DEFAULT_SHARD_BYTES = 1_000_000_000
 MIN_SHARD_BYTES = 4 * 512 + len(END_OF_ARCHIVE)

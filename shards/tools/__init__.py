@@ -1,0 +1,2 @@
+"""`anyres-shards` and what it shows of a dataset: verify, summaries, plots, cards, attribution,
+export and subsets."""
