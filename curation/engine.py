@@ -34,7 +34,7 @@ from .workdir import WorkDir
 Progress = Callable[[dict[str, int]], None]
 Done = Callable[[dict[str, Any]], None]
 OBJECT_STORE_BYTES = 200 * 2**20  # slices carry item lists only; image bytes never travel
-SHIPPED = ("shards", "curation")  # all that slice tasks import; training (torch) stays home
+SHIPPED = ("plumbing", "shards", "curation")  # all that slice tasks import; training (torch) stays home
 MAX_SHIPPED_FILE = 2**20  # the packages are sources of a few kB; anything bigger is not code
 TOKEN_HELP = ("copy the head node's ~/.ray/auth_token to ~/.ray/auth_token here, or set RAY_AUTH_TOKEN_PATH "
               "to a copy of it")

@@ -45,7 +45,7 @@ def test_a_cluster_job_ships_the_packages_that_slices_import():
     from curation.engine import shipped_packages
 
     env = shipped_packages()
-    assert [Path(d).name for d in env["py_modules"]] == ["shards", "curation"]  # never training (torch)
+    assert [Path(d).name for d in env["py_modules"]] == ["plumbing", "shards", "curation"]  # never training (torch)
     assert {"__pycache__/", "*.py[cod]"} <= set(env["excludes"])
 
 
