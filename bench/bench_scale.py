@@ -198,7 +198,7 @@ def hexes(rng: np.random.Generator, n: int, nbytes: int) -> np.ndarray:
 def make_kept(n: int, seed: int) -> pa.Table:
     """`n` kept rows as `read_staging` returns them: index columns without shard and offset,
     the signature columns, `slice` and `row`."""
-    from curation.dedup.signature import THUMB_SIDE, WINDOWS
+    from curation.dedup.image_signature import THUMB_SIDE, WINDOWS
 
     rng = np.random.default_rng(seed)
     sha, phash = hexes(rng, n, 32), hexes(rng, n, 8)

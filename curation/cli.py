@@ -31,7 +31,7 @@ from shards.intake.pack import REJECTS_NAME
 from shards.intake.probe import DEFAULT_MAX_PIXELS
 
 from .dedup import DEFAULT_ALIGN_RADIUS, DEFAULT_MODE, DEFAULT_RADIUS, MODES
-from .dedup.align import DEFAULT_THRESHOLD
+from .dedup.alignment import DEFAULT_THRESHOLD
 from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
 from .http import FetchConfig
 from .pipeline import CurateConfig, prepare, run, status

@@ -31,12 +31,12 @@ from shards.format.schema import SampleMeta
 from shards.intake.admission import FilterConfig, admit_decoded, sample_meta
 from shards.intake.probe import ProbeError
 
-from .dedup.signature import SCHEMA as SIGNATURE_SCHEMA
-from .dedup.signature import Signature, signature
+from .dedup.image_signature import SCHEMA as SIGNATURE_SCHEMA
+from .dedup.image_signature import Signature, signature
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
 from .remote import commit_slice, private_folder
-from .signatures import SIGNATURES_NAME
+from .signature_files import SIGNATURES_NAME
 from .sources import Source
 from .workdir import DONE_NAME, SLICE_REJECTS, WorkDir, read_done
 

@@ -30,9 +30,9 @@ from shards.format.manifest import MANIFEST_NAME
 from shards.format.reader import group_samples, iter_members
 from shards.intake.pack import REJECTS_NAME
 
-from . import signatures
+from . import signature_files
 from .dedup import MergePlan, Place, places, plan_merges, repeated_keys
-from .dedup.aligned import unsigned
+from .dedup.crops import unsigned
 from .engine import Engine
 from .items import REJECTS_SCHEMA
 from .pack import (
@@ -63,7 +63,7 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
     curation = (manifest or {}).get("curation") or {}
     if manifest is None or curation.get("tool") != TOOL:
         raise DatasetError(f"--add needs a finished {TOOL} dataset in --out; {out} holds none")
-    signatures.check(out)  # a damaged signature file fails now, not after the fetch
+    signature_files.check(out)  # a damaged signature file fails now, not after the fetch
     wanted = identity(source, config)
     work = WorkDir.of(out).addition(addition_id(wanted))
     if finish_commit(out, work.root):  # killed while committing: finished now
@@ -90,7 +90,7 @@ def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engi
     dataset = Dataset(str(out))
     new_all, rejects = read_staging(work, plan.numbers)
     new, present = _split_present(new_all, set(dataset.index["key"].to_pylist()))
-    old = with_places(signatures.attach(dataset.index, signatures.of_dataset(out)), -1)
+    old = with_places(signature_files.attach(dataset.index, signature_files.of_dataset(out)), -1)
     repeats, relabel = repeated_keys(new, rejects) if new is not None else ([], {})
     combined = pa.concat_tables([old, *([new.cast(old.schema)] if new is not None else [])])
     merges = plan_merges(combined, config.dedup, repeats)
@@ -197,4 +197,4 @@ def _records(out: Path, rejects: pa.Table, merges: MergePlan) -> dict[str, bytes
         table = pa.concat_tables([earlier.select(table.schema.names).cast(table.schema), table])
     return {REJECTS_NAME: parquet_bytes(pa.concat_tables([old.cast(REJECTS_SCHEMA), rejects.cast(REJECTS_SCHEMA)])),
             DEDUP_NAME: parquet_bytes(table),
-            signatures.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}
+            signature_files.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}

@@ -18,7 +18,7 @@ from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
 from shards.format.writer import DEFAULT_SHARD_BYTES
 
 from .dedup import DedupStage, plan_merges, repeated_keys, stages
-from .dedup.aligned import unsigned
+from .dedup.crops import unsigned
 from .engine import Engine
 from .fetch import WorkerConfig, room_for
 from .pack import final_rejects, pack, read_staging, reject_counts, write_records

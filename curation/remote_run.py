@@ -18,7 +18,7 @@ from shards.intake.pack import REJECTS_NAME
 
 from .pipeline import TOOL, CurateConfig, Events, check_same_run, identity, prepare, run, status
 from .remote import RemoteOut
-from .signatures import DATASET_SIGNATURES
+from .signature_files import DATASET_SIGNATURES
 from .sources import Source
 from .workdir import DEDUP_NAME, WorkDir
 
