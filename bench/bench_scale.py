@@ -124,7 +124,6 @@ def cmd_stages(args: argparse.Namespace) -> dict:
     from curation.pack import final_rejects, pack, read_staging, write_records
     from curation.pipeline import Events, prepare
     from curation.slices import fetch_phase
-    from shards import WriterConfig
 
     corpus = make_corpus(Path(args.photos), args.n)
     files = sorted(corpus.glob("img-*.jpg"))
@@ -163,8 +162,7 @@ def cmd_stages(args: argparse.Namespace) -> dict:
         merges = plan_merges(kept, config.dedup, repeats)
         write_records(out, final_rejects(rejects, relabel, merges), merges)
         lap()
-        manifest = pack(out, work, plan.numbers, merges, WriterConfig(max_shard_bytes=config.max_shard_bytes),
-                        {"tool": "bench"})
+        manifest = pack(out, work, plan.numbers, merges, config.writer, {"tool": "bench"})
         lap()
     finally:
         server.terminate()

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards import Dataset, DatasetError, DatasetWriter, WriterConfig
+from shards import Dataset, DatasetError, DatasetWriter
 from shards.format.commit import adopt_shards, changed_manifest, finish_commit, replace_shards, stage_commit
 from shards.format.manifest import MANIFEST_NAME
 from shards.format.reader import group_samples, iter_members
@@ -45,7 +45,7 @@ from .pack import (
     surviving_signatures,
     with_places,
 )
-from .pipeline import TOOL, CurateConfig, Events, identity, start
+from .pipeline import TOOL, CurateConfig, Events, identity, made_by_curate
 from .slices import FetchPlan, fetch_phase
 from .sources import Source
 from .workdir import DEDUP_NAME, WorkDir, read_json
@@ -61,7 +61,7 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
     """The work folder of this addition, ready; None when this input was already added."""
     manifest = read_json(out / MANIFEST_NAME)
     curation = (manifest or {}).get("curation") or {}
-    if manifest is None or curation.get("tool") != TOOL:
+    if not made_by_curate(manifest):
         raise DatasetError(f"--add needs a finished {TOOL} dataset in --out; {out} holds none")
     signature_files.check(out)  # a damaged signature file fails now, not after the fetch
     wanted = identity(source, config)
@@ -76,11 +76,6 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
         shutil.rmtree(work.root, ignore_errors=True)
     work.save_config(wanted, config.resolved())
     return work
-
-
-def add(source: Source, out: str | Path, config: CurateConfig, engine: Engine,
-        restart: bool = False, events: Events | None = None) -> dict[str, Any]:
-    return start(prepare_add, run_add, source, out, config, engine, restart, events)
 
 
 def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: Engine,
@@ -146,7 +141,7 @@ def _splice(out: Path, work: WorkDir, dataset: Dataset, merges: MergePlan, plan:
     changed = sorted({shard_of[row] for (slice_, row) in [*gone, *extra] if slice_ == -1})
     shutil.rmtree(work.pack, ignore_errors=True)
     advance = events.phase("pack")
-    with DatasetWriter(work.pack, WriterConfig(max_shard_bytes=config.max_shard_bytes)) as writer:
+    with DatasetWriter(work.pack, config.writer) as writer:
         row_of_key = {k: i for i, k in enumerate(dataset.index["key"].to_pylist())}
         for shard in changed:
             with open(out / shard, "rb") as f:

@@ -14,8 +14,7 @@ from PIL import Image, ImageDraw
 
 from curation.dedup import stages
 from curation.engine import InlineEngine
-from curation.incremental import add
-from curation.pipeline import curate
+from curation.entry import add, curate
 from curation.signature_files import DATASET_SIGNATURES
 from curation.sources.folder import FolderSource
 from shards import Dataset

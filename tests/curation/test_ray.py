@@ -4,7 +4,8 @@ through the actor, and the dataset is the one the inline engine makes."""
 import pytest
 
 from curation.engine import InlineEngine, RayEngine
-from curation.pipeline import Events, curate
+from curation.entry import curate
+from curation.pipeline import Events
 from curation.sources.urllist import UrlListSource
 from shards.tools.verify import verify_dataset
 
