@@ -14,7 +14,7 @@ from curation.entry import curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import PackConfig, pack_folder
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 from .helpers import fast_config
 

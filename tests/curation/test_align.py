@@ -7,7 +7,7 @@ from PIL import Image
 
 from curation.dedup.alignment import Box, accept, align, phase_shift, resample, spectrum
 from curation.dedup.image_signature import SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature
-from tests.shards.images import blotches
+from tests.factories import blotches
 
 from .corpus import photo
 

@@ -19,7 +19,7 @@ from curation.signature_files import DATASET_SIGNATURES
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.tools.verify import verify_dataset
-from tests.shards.images import encode
+from tests.factories import encode
 
 from .corpus import photo
 from .helpers import fast_config, rejects_of

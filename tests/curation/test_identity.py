@@ -27,7 +27,7 @@ from curation.engine import InlineEngine, RayEngine
 from curation.entry import curate
 from curation.items import FetchError
 from curation.sources.urllist import UrlListSource
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 from .helpers import fast_config, write_csv
 

@@ -18,7 +18,7 @@ from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import file_key
 from shards.tools.verify import verify_dataset
-from tests.shards.images import encode
+from tests.factories import encode
 
 from .corpus import photo
 from .helpers import FAST_FETCH, fast_config, rejects_of

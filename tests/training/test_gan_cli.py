@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import encode, gradient, write_dataset
 from training.cli import main
 from training.run.config import PRESETS
 from training.train_cli import PRESET_NAMES
 
-from ..shards.images import encode, gradient
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
-from .helpers import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import stats
 
 from plumbing.errors import ConfigError
+from tests.factories import encode, textured
 from training.errors import TrainingError
 from training.geometry import Canvas, PatchDraw, draw_patch
 from training.loader.decode import decode, oriented, render_patch, render_reference
@@ -27,9 +28,8 @@ from training.run.loop import make_streams, train
 from training.run.validate import open_datasets
 from training.train_cli import config_from_args
 
-from ..shards.images import encode
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401
-from .helpers import stored_for, textured
+from .helpers import stored_for
 from .test_decode import coordinate_maps, expected_coordinates
 
 CPU = dist.World(0, 1, torch.device("cpu"), False)

@@ -19,15 +19,14 @@ import pytest
 
 from shards import DatasetWriter, WriterConfig
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
+from tests.factories import encode, gradient, meta_for
 from training.cli import build_parser, main
 from training.generate_cli import main as generate_main
 from training.run import html_report
 from training.run.loop import train
 
-from ..shards.images import encode, gradient
 from .chromium import Chromium, find_chromium, screenshot_is_blank
 from .gan_helpers import tiny_config
-from .helpers import meta_for
 
 HOSTILE_TITLE = "<script>alert(1)</script>\x1b[31m"
 LICENCES = [("cc-by-4.0", "https://creativecommons.org/licenses/by/4.0/"),
