@@ -5,7 +5,8 @@ DATASET/work/ holds
 - `plan.json`: how many slices and items the input had, written once it was enumerated (for
   `status`: the run itself gets the plan from the fetch phase);
 - `staging/slice-NNNNNN/`: one finished dataset per slice, with its `rejects.parquet` and its
-  `done.json` (committed by renaming `slice-NNNNNN.part-<random>/`);
+  `done.json` (committed by renaming `slice-NNNNNN.part-<random>/`; those two names belong to
+  the commit protocol, so `store.py` spells them);
 - `rejects.parquet`, `dedup.parquet`: every reject and every merge of the dataset;
 - `flickr-<id>/`: a Flickr discovery journal;
 - `add-<id>/`: an addition (`--add`), laid out like a work folder, plus `pack/` (its new
