@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from curation.engine import InlineEngine
-from curation.pipeline import curate
+from curation.entry import curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import PackConfig, pack_folder

@@ -24,8 +24,8 @@ from PIL import Image
 
 from curation.cli import main
 from curation.engine import InlineEngine, RayEngine
+from curation.entry import curate
 from curation.items import FetchError
-from curation.pipeline import curate
 from curation.sources.urllist import UrlListSource
 from tests.factories import blotches, encode
 

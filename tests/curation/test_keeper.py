@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
+from curation.dedup.image_signature import jpeg_quality, signature
 from curation.dedup.keeper import because, choose
-from curation.dedup.signature import jpeg_quality, signature
 from shards.intake.probe import decode_image
 from tests.factories import blotches, encode
 

@@ -13,8 +13,7 @@ from PIL import Image
 
 from curation.dedup import ExactDedup, ExcludeNear, NearDedup
 from curation.engine import InlineEngine
-from curation.incremental import add
-from curation.pipeline import curate
+from curation.entry import add, curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import file_key
