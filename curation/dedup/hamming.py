@@ -11,8 +11,14 @@ must match exactly, is the case m = r + 1; at a million hashes its 7-bit buckets
 each, while three 21-bit parts searched within 2 flips each give ~200 times fewer candidates
 at radius 8. `plan` picks m by an estimate of the work.
 
-Every candidate pair is verified with a popcount. Candidates are made in chunks of at most
-`budget` pairs, so a hot bucket (many hashes sharing a part) costs time, never memory; equal
+Every candidate pair is verified with a popcount, in a compiled loop (`hamming_kernel.scan`,
+numba) that reads each candidate in place; numpy made arrays of them (~20 ns and 40 bytes a
+candidate, and 10 M hashes at radius 6 have ~4e9). Hits go to a buffer of `budget` pairs per
+thread, and a scan whose buffer fills resumes where it stopped, so a hot bucket (many hashes
+sharing a part) costs time, never memory. A pair close in several parts is reported by the
+first of them only (its difference is checked against the earlier parts' thresholds).
+`across` (queries against another set) still makes its candidates as numpy arrays, in chunks
+of `budget`. Equal
 hashes are collapsed first (they are pairs at distance 0, listed directly), so the commonest hot
 bucket, one image many times, costs no search. The answer itself is every pair: k copies of a
 hash are k^2/2 pairs, so clustering searches the distinct values instead (`neardup.clusters`).
@@ -32,8 +38,8 @@ from .hamming_kernel import counting_sort, scan
 
 BITS = 64
 MAX_PART_BITS = 24  # a directly addressed bucket table of 2^24 counts is 128 MB at most
-BLOCK = 1 << 14  # queries per block of a scan: ~200 KB of hashes and keys, in L2
-DEFAULT_BUDGET = 1 << 21  # candidate pairs in flight per thread: 2M pairs, ~50 MB with temporaries
+BLOCK = 1 << 14  # hashes per scan call: a stretch of buckets whose reads stay close, and a unit of work
+DEFAULT_BUDGET = 1 << 21  # hits buffered per thread: 2M pairs, 34 MB
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,9 @@ class Part:
 
 
 def plan(n: int, radius: int) -> tuple[Part, ...]:
-    """The split of 64 bits whose estimated work (lookups plus candidates) is least for n hashes."""
+    """The split of 64 bits whose estimated work (lookups plus candidates) is least for n hashes.
+    Equal parts: a 24-bit first part (24, 20, 20 at radius 6) has less work by this estimate at
+    10 M hashes, but ran 8% slower (its bucket table is 4 times larger; BENCHMARKS.md)."""
     if not 0 <= radius < BITS:
         raise ValueError(f"radius must be in 0..{BITS - 1}, got {radius}")
     best, best_cost = None, math.inf
@@ -57,8 +65,11 @@ def plan(n: int, radius: int) -> tuple[Part, ...]:
     return best
 
 
-def split(m: int, radius: int) -> tuple[Part, ...]:
-    widths = [BITS // m + (i < BITS % m) for i in range(m)]  # longer parts first
+def split(m: int, radius: int, first: int = 0) -> tuple[Part, ...]:
+    """m parts, longer first; `first`: the width of the first part, the rest equal."""
+    rest = m - 1 if first else m
+    widths = [first] if first else []
+    widths += [(BITS - first) // rest + (i < (BITS - first) % rest) for i in range(rest)]
     base, extra = divmod(radius - m + 1, m)  # floor division: totals below zero skip parts
     thresholds = [base + (i < extra) for i in range(m)]
     shifts = np.cumsum([0, *widths[:-1]])
