@@ -171,11 +171,10 @@ def within(hashes: np.ndarray, radius: int, budget: int = DEFAULT_BUDGET, worker
     """Every unordered pair (i, j), i < j, with popcount(h[i] ^ h[j]) <= radius: arrays i, j and
     the distances, sorted by (i, j)."""
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    found = list(_equal_pairs(inverse.ravel(), budget))
+    unique, members = _distinct(hashes)
+    found = list(_equal_pairs(members, budget))
     pairs = _self_join(unique, radius, budget, workers)  # between distinct values only
     if pairs[0].size:
-        members = _members(inverse.ravel(), unique.size)
         found += list(_spread(pairs, members, budget))
     i, j, d = _collect(found)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
@@ -228,15 +227,22 @@ def _scan_block(table: tuple, masks: np.ndarray, tops: np.ndarray, lo: int, hi: 
     return found
 
 
-def _members(inverse: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.argsort(inverse, kind="stable").astype(np.int64)
-    count = np.bincount(inverse, minlength=groups).astype(np.int64)
-    return order, np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64), count
+def _distinct(hashes: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The distinct values, and their members from one stable sort (np.unique with its inverse
+    and an argsort of that took three): the rows of value g are order[start[g]:start[g] +
+    count[g]], in increasing order."""
+    order = np.argsort(hashes, kind="stable").astype(np.int64)
+    ordered = hashes[order]
+    first = np.ones(ordered.size, bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    start = np.flatnonzero(first).astype(np.int64)
+    count = np.diff(np.append(start, ordered.size)).astype(np.int64)
+    return ordered[start], (order, start, count)
 
 
-def _equal_pairs(inverse: np.ndarray, budget: int) -> Iterator[tuple]:
+def _equal_pairs(members: tuple, budget: int) -> Iterator[tuple]:
     """Pairs of equal hashes (distance 0), in chunks."""
-    order, start, count = _members(inverse, int(inverse.max()) + 1 if inverse.size else 0)
+    order, start, count = members
     pos = np.arange(order.size, dtype=np.int64)
     end = np.repeat(start + count, count)
     for qi, bi in expand(pos, pos + 1, end - pos - 1, budget):
