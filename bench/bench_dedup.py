@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_dedup.py [--n 1000000] [--radius 6] [--planted 50000] [--hot 0]
         [--brute 20000] [--imagededup /tmp/idd/bin/python --imagededup-n 20000] [--workers 1 2]
+        [--before ceb92ee --repeat 3]
 
 Makes `--n` random 64-bit hashes in which `--planted` pairs are planted at known distances,
 0 to radius + 2 in turn (the last two just outside the radius: they must not be reported).
@@ -10,14 +11,19 @@ wall time and its peak resident memory during the search (VmHWM after resetting 
 resident memory before: the search's own memory). Recall is over the planted pairs within the
 radius; a search must also report exactly the pairs brute force reports, which is checked on
 the brute-force subset. Brute force is timed on `--brute` hashes and extrapolated to `--n`
-quadratically (said so in the output). imagededup's `HashEval` (a BK-tree over its hashes, the
+quadratically (said so in the output). `--before REV` also runs the search as it was at commit
+REV (its `curation/dedup/hamming.py`, read with `git show`), alternating with today's `--repeat`
+times, and checks that both report the same pairs and distances (a digest of the answer). imagededup's `HashEval` (a BK-tree over its hashes, the
 `find_duplicates` path of its hashing methods) runs in its own venv, given by `--imagededup`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -60,9 +66,27 @@ def current_rss_kb() -> int:
     return 0
 
 
+def before_module(rev: str):
+    """curation/dedup/hamming.py as it was at commit `rev`, imported from a temporary file."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:curation/dedup/hamming.py"],
+                            capture_output=True, text=True, check=True).stdout
+    path = Path(f"/tmp/bench_dedup_hamming_{rev}.py")
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("hamming_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def child(args) -> None:
     """Runs one search; prints one json line."""
     from curation.dedup.hamming import brute_force, within
+
+    if args.impl != "now":
+        within = before_module(args.impl).within
+    else:
+        within(np.arange(100, dtype=np.uint64), args.radius)  # compiled (or loaded from numba's cache)
 
     h, left, right, distances = make_hashes(args.n, args.radius, args.planted, hot=args.hot)
     if args.kind in ("brute", "subset"):
@@ -71,18 +95,19 @@ def child(args) -> None:
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak to now
     started = time.perf_counter()
     if args.kind == "brute":
-        i, j, _ = brute_force(h, args.radius)
+        i, j, d = brute_force(h, args.radius)
     else:
-        i, j, _ = within(h, args.radius, workers=args.workers)
+        i, j, d = within(h, args.radius, workers=args.workers)
     seconds = time.perf_counter() - started
     peak = peak_rss_kb() - base
+    digest = hashlib.sha1(b"".join(np.ascontiguousarray(x).tobytes() for x in (i, j, d))).hexdigest()[:16]
     found = set(zip(i.tolist(), j.tolist())) if i.size < 5_000_000 else None
     want = [(min(a, b), max(a, b)) for a, b, d in zip(left.tolist(), right.tolist(), distances.tolist())
             if d <= args.radius and max(a, b) < h.size]
     recall = sum(p in found for p in want) / max(len(want), 1)
     outside = [(min(a, b), max(a, b)) for a, b, d in zip(left.tolist(), right.tolist(), distances.tolist())
                if d > args.radius and max(a, b) < h.size]
-    print(json.dumps({"kind": args.kind, "n": int(h.size), "seconds": seconds, "peak_mb": peak / 1024,
+    print(json.dumps({"kind": args.kind, "impl": args.impl, "digest": digest, "n": int(h.size), "seconds": seconds, "peak_mb": peak / 1024,
                       "pairs": int(i.size), "planted_within": len(want), "recall": recall,
                       "outside_reported": sum(p in found for p in outside),
                       "pairs_hash": hash(tuple(sorted(found))) if args.kind != "search" else None}))
@@ -132,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="sizes for imagededup's default search")
     parser.add_argument("--bktree-n", type=int, nargs="+", default=[2_000, 5_000],
                         help="sizes for imagededup's BK-tree (its Python distance makes it slow)")
+    parser.add_argument("--before", default="", help="also run the search as at this commit, alternately")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each search (medians reported)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--impl", default="now", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="search", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -142,8 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--n", str(args.n), "--radius", str(args.radius), "--planted", str(args.planted),
               "--brute", str(args.brute), "--hot", str(args.hot)]
     rows = []
+    impls = ["now", args.before] if args.before else ["now"]
     for workers in args.workers:
-        rows.append({**run_child([*common, "--workers", str(workers)]), "workers": workers})
+        runs: dict[str, list[dict]] = {impl: [] for impl in impls}
+        for _ in range(args.repeat):
+            for impl in reversed(impls):  # alternately, the previous search first
+                runs[impl].append(run_child([*common, "--workers", str(workers), "--impl", impl]))
+        if len({r["digest"] for rs in runs.values() for r in rs}) != 1:
+            raise SystemExit("the search before and now report different pairs")
+        for rs in runs.values():
+            row = {**rs[0], "workers": workers, "seconds": statistics.median(r["seconds"] for r in rs),
+                   "peak_mb": statistics.median(r["peak_mb"] for r in rs),
+                   "all_seconds": [round(r["seconds"], 2) for r in rs]}
+            rows.append(row)
+        if args.before:
+            print(f"{workers} thread(s): before/now = {rows[-1]['seconds'] / rows[-2]['seconds']:.2f}x "
+                  f"(medians of {args.repeat})", flush=True)
     brute = run_child([*common, "--kind", "brute"])
     subset = run_child([*common, "--kind", "subset", "--workers", "1"])
     if subset["pairs_hash"] != brute["pairs_hash"]:
@@ -170,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | hashes | time (s) | peak memory (MB) | pairs found | recall of planted pairs |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        name = {"search": f"anyres multi-index, {r.get('workers')} thread(s)",
+        before = f" as at {r['impl']}" if r.get("impl", "now") != "now" else ""
+        runs = f" (runs: {', '.join(map(str, r['all_seconds']))})" if len(r.get("all_seconds", [])) > 1 else ""
+        name = {"search": f"anyres multi-index{before}, {r.get('workers')} thread(s){runs}",
                 "subset": "anyres multi-index (same pairs as brute force)", "brute": "brute force (numpy popcount)",
                 "imagededup-bktree": "imagededup HashEval, BK-tree",
                 "imagededup-brute_force_cython": "imagededup HashEval, brute_force_cython (its default)"}[r["kind"]]

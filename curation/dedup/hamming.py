@@ -11,8 +11,14 @@ must match exactly, is the case m = r + 1; at a million hashes its 7-bit buckets
 each, while three 21-bit parts searched within 2 flips each give ~200 times fewer candidates
 at radius 8. `plan` picks m by an estimate of the work.
 
-Every candidate pair is verified with a popcount. Candidates are made in chunks of at most
-`budget` pairs, so a hot bucket (many hashes sharing a part) costs time, never memory; equal
+Every candidate pair is verified with a popcount, in a compiled loop (`hamming_kernel.scan`,
+numba) that reads each candidate in place; numpy made arrays of them (~20 ns and 40 bytes a
+candidate, and 10 M hashes at radius 6 have ~4e9). Hits go to a buffer of `budget` pairs per
+thread, and a scan whose buffer fills resumes where it stopped, so a hot bucket (many hashes
+sharing a part) costs time, never memory. A pair close in several parts is reported by the
+first of them only (its difference is checked against the earlier parts' thresholds).
+`across` (queries against another set) still makes its candidates as numpy arrays, in chunks
+of `budget`. Equal
 hashes are collapsed first (they are pairs at distance 0, listed directly), so the commonest hot
 bucket, one image many times, costs no search. The answer itself is every pair: k copies of a
 hash are k^2/2 pairs, so clustering searches the distinct values instead (`near.clusters`).
@@ -22,16 +28,18 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from .hamming_kernel import counting_sort, scan
+
 BITS = 64
 MAX_PART_BITS = 24  # a directly addressed bucket table of 2^24 counts is 128 MB at most
-DEFAULT_BUDGET = 1 << 21  # candidate pairs in flight per thread: 2M pairs, ~50 MB with temporaries
+BLOCK = 1 << 14  # hashes per scan call: a stretch of buckets whose reads stay close, and a unit of work
+DEFAULT_BUDGET = 1 << 21  # hits buffered per thread: 2M pairs, 34 MB
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,9 @@ class Part:
 
 
 def plan(n: int, radius: int) -> tuple[Part, ...]:
-    """The split of 64 bits whose estimated work (lookups plus candidates) is least for n hashes."""
+    """The split of 64 bits whose estimated work (lookups plus candidates) is least for n hashes.
+    Equal parts: a 24-bit first part (24, 20, 20 at radius 6) has less work by this estimate at
+    10 M hashes, but ran 8% slower (its bucket table is 4 times larger; BENCHMARKS.md)."""
     if not 0 <= radius < BITS:
         raise ValueError(f"radius must be in 0..{BITS - 1}, got {radius}")
     best, best_cost = None, math.inf
@@ -55,8 +65,11 @@ def plan(n: int, radius: int) -> tuple[Part, ...]:
     return best
 
 
-def split(m: int, radius: int) -> tuple[Part, ...]:
-    widths = [BITS // m + (i < BITS % m) for i in range(m)]  # longer parts first
+def split(m: int, radius: int, first: int = 0) -> tuple[Part, ...]:
+    """m parts, longer first; `first`: the width of the first part, the rest equal."""
+    rest = m - 1 if first else m
+    widths = [first] if first else []
+    widths += [(BITS - first) // rest + (i < (BITS - first) % rest) for i in range(rest)]
     base, extra = divmod(radius - m + 1, m)  # floor division: totals below zero skip parts
     thresholds = [base + (i < extra) for i in range(m)]
     shifts = np.cumsum([0, *widths[:-1]])
@@ -85,12 +98,6 @@ class Table:
         # int32 bucket arrays: half the bytes for the random gathers that dominate the search
         self.count = np.bincount(keys, minlength=1 << part.bits).astype(np.int32)
         self.start = (np.cumsum(self.count, dtype=np.int64) - self.count).astype(np.int64)
-
-    def with_clear(self, bit: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows whose part has `bit` clear, their hashes and part values, in bucket order (so
-        that the gathers of neighbouring buckets stay close in memory)."""
-        keep = (self.sorted_keys & bit) == 0
-        return self.order[keep], self.sorted_hashes[keep], self.sorted_keys[keep]
 
 
 def part_values(hashes: np.ndarray, part: Part) -> np.ndarray:
@@ -164,11 +171,10 @@ def within(hashes: np.ndarray, radius: int, budget: int = DEFAULT_BUDGET, worker
     """Every unordered pair (i, j), i < j, with popcount(h[i] ^ h[j]) <= radius: arrays i, j and
     the distances, sorted by (i, j)."""
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
-    unique, inverse = np.unique(hashes, return_inverse=True)
-    found = list(_equal_pairs(inverse.ravel(), budget))
+    unique, members = _distinct(hashes)
+    found = list(_equal_pairs(members, budget))
     pairs = _self_join(unique, radius, budget, workers)  # between distinct values only
     if pairs[0].size:
-        members = _members(inverse.ravel(), unique.size)
         found += list(_spread(pairs, members, budget))
     i, j, d = _collect(found)
     lo, hi = np.minimum(i, j), np.maximum(i, j)
@@ -177,63 +183,66 @@ def within(hashes: np.ndarray, radius: int, budget: int = DEFAULT_BUDGET, worker
 
 
 def _self_join(hashes: np.ndarray, radius: int, budget: int, workers: int):
-    """Pairs of distinct hashes within radius, each once."""
+    """Pairs of distinct hashes within radius, each once: a pair close in several parts is
+    reported by the first of them only (`hamming_kernel._met_before`)."""
     n = hashes.size
     found: list[tuple] = []
-    # Threads share the tables without copies; numpy releases the GIL in its big array
-    # operations (a million hashes at radius 8: 4.0 s on 2 threads, 6.3 s on 1; BENCHMARKS.md).
+    searched: list[tuple[int, int, int]] = []  # (shift, value mask, threshold) of parts done
+    # The scans release the GIL (nogil), so threads share one part's table without copies.
     with ThreadPoolExecutor(workers) as pool:
-        for part in plan(n, radius):
-            if part.threshold < 0:
+        for part in plan(max(n, 1), radius):
+            if part.threshold < 0 or n < 2:
                 continue
-            table = Table(hashes, part)
-            by_top: dict[int, list[int]] = defaultdict(list)
-            for mask in flip_masks(part.bits, part.threshold):
-                by_top[mask.bit_length()].append(mask)
-            groups = list(by_top.values())
-            jobs = [pool.submit(_in_buckets, table, radius, budget)]
-            jobs += [pool.submit(_across_buckets, table, groups[k::workers], radius, budget)
-                     for k in range(workers)]
+            keys = part_values(hashes, part)
+            order, start = counting_sort(keys, 1 << part.bits)
+            table = (hashes[order], keys[order], start)
+            masks = np.array(sorted([0, *flip_masks(part.bits, part.threshold)]), np.int64)  # high bits grouped
+            tops = np.array([1 << (m.bit_length() - 1) if m else 0 for m in masks.tolist()], np.int64)
+            earlier = np.array(searched, np.int64).reshape(-1, 3)
+            # more blocks than threads: a block holding a hot bucket does not hold the others up
+            edges = np.linspace(0, 1 << part.bits, 4 * workers + 1).astype(np.int64)
+            jobs = [pool.submit(_scan_block, table, masks, tops, int(lo), int(hi), radius, earlier, budget)
+                    for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
             for job in jobs:
-                found += job.result()
-    i, j, d = _collect(found)
-    if i.size == 0:
-        return i, j, d
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    # A pair close in several parts is met in each: keep it once.
-    _, first = np.unique(lo * n + hi, return_index=True)
-    return lo[first], hi[first], d[first]
+                found += [(order[a], order[b], d) for a, b, d in job.result()]
+            searched.append((part.shift, (1 << part.bits) - 1, part.threshold))
+    return _collect(found)
 
 
-def _in_buckets(table: Table, radius: int, budget: int) -> list[tuple]:
-    """Pairs sharing this part: each member of a bucket with the members after it."""
-    pos = np.arange(table.order.size, dtype=np.int64)
-    end = table.start[table.sorted_keys] + table.count[table.sorted_keys]
-    return probe(table, table.sorted_hashes, table.order, pos + 1, end - pos - 1, radius, budget)
-
-
-def _across_buckets(table: Table, groups: list[list[int]], radius: int, budget: int) -> list[tuple]:
-    """Pairs whose parts differ by one of the masks. Each is met from one side only: the hash
-    whose part has the mask's top bit clear. Masks come grouped by top bit, so one subset of
-    rows is held at a time."""
+def _scan_block(table: tuple, masks: np.ndarray, tops: np.ndarray, lo: int, hi: int, radius: int,
+                earlier: np.ndarray, budget: int) -> list[tuple]:
+    """Every hit of buckets [lo, hi) of one part, in chunks of at most `budget` hits."""
+    out = (np.empty(budget, np.int64), np.empty(budget, np.int64), np.empty(budget, np.uint8))
+    start = table[2]
+    # blocks of about BLOCK hashes: what a block reads for a run of masks stays in cache
+    step = 1 << max(0, int(np.log2(max(1.0, BLOCK * (start.size - 1) / max(1, int(start[-1]))))))
     found = []
-    for masks in groups:
-        rows, hashes, keys = table.with_clear(1 << (masks[0].bit_length() - 1))
-        for mask in masks:
-            other = keys ^ mask
-            found += probe(table, hashes, rows, table.start[other], table.count[other], radius, budget)
+    for v in range(lo, hi, step):
+        q_lo, q_hi = int(start[v]), int(start[min(v + step, hi)])
+        state = np.array([0, q_lo, 0], np.int64)
+        while q_hi > q_lo and state[0] < masks.size:
+            written = scan(*table, masks, tops, q_lo, q_hi, radius, earlier, state, *out)
+            if written:
+                found.append(tuple(x[:written].copy() for x in out))
     return found
 
 
-def _members(inverse: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.argsort(inverse, kind="stable").astype(np.int64)
-    count = np.bincount(inverse, minlength=groups).astype(np.int64)
-    return order, np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64), count
+def _distinct(hashes: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The distinct values, and their members from one stable sort (np.unique with its inverse
+    and an argsort of that took three): the rows of value g are order[start[g]:start[g] +
+    count[g]], in increasing order."""
+    order = np.argsort(hashes, kind="stable").astype(np.int64)
+    ordered = hashes[order]
+    first = np.ones(ordered.size, bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    start = np.flatnonzero(first).astype(np.int64)
+    count = np.diff(np.append(start, ordered.size)).astype(np.int64)
+    return ordered[start], (order, start, count)
 
 
-def _equal_pairs(inverse: np.ndarray, budget: int) -> Iterator[tuple]:
+def _equal_pairs(members: tuple, budget: int) -> Iterator[tuple]:
     """Pairs of equal hashes (distance 0), in chunks."""
-    order, start, count = _members(inverse, int(inverse.max()) + 1 if inverse.size else 0)
+    order, start, count = members
     pos = np.arange(order.size, dtype=np.int64)
     end = np.repeat(start + count, count)
     for qi, bi in expand(pos, pos + 1, end - pos - 1, budget):
