@@ -65,7 +65,7 @@ def targets(target: Path) -> list[Path]:
 
 def load(path: Path):
     """The frozen G_ema of a snapshot or checkpoint, its saved config, and its kimg."""
-    from .run import checkpoint
+    from . import checkpoint
 
     state = checkpoint.read(path, "snapshot")
     g = checkpoint.build_generator(checkpoint.network_configs(state)[0], state["trainer"]["G_ema"])
@@ -153,8 +153,8 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from plumbing.errors import UserError
 
+    from . import dist
     from .eval.ranks import start
-    from .run import dist
 
     world = start(args.device)  # the same check on every rank, before any collective
     try:

@@ -128,8 +128,8 @@ def _given(**values) -> dict:
 
 
 def config_from_args(args: argparse.Namespace):
+    from .dist import machine_loader_processes
     from .run.config import PRESETS, without_scale_cond  # torch-heavy: only when training
-    from .run.dist import machine_loader_processes
 
     base = PRESETS[args.preset]
     stream = replace(base.loader.stream, distribution=args.distribution, mirror=args.mirror,

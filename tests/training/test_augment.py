@@ -11,10 +11,10 @@ import torch
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
+from training import checkpoint
 from training.cli import build_parser, main
 from training.networks.augment import Augment, AugmentConfig, apply_geometry
 from training.networks.discriminator import Discriminator
-from training.run import checkpoint
 from training.run.config import PRESETS
 from training.run.trainer import Trainer
 from training.train_cli import config_from_args

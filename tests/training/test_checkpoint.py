@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from training import checkpoint
 from training.errors import TrainingError
 from training.geometry import pixel_centres
 from training.networks.render import identity_view, pixel_grid, view
-from training.run import checkpoint
 from training.run.trainer import Trainer
 
 from .gan_helpers import TINY_G, tiny_config

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from shards.format.reader import Dataset
+from training import checkpoint
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
 from training.eval.metrics import EvalConfig, Evaluator, scale_bin
 from training.eval.sources import RealSpec, choose_tile, fake_images, latents, loader_config, upsample_window
 from training.loader.pipeline import PatchLoader
 from training.networks.render import identity_view
-from training.run import checkpoint
 
 from ..shards.images import encode, gradient
 from .eval_helpers import CountingFeatures, write_snapshots

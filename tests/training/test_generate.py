@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from tests.cli_outcome import run_main
+from training import checkpoint
 from training.generate import zoom as zoom_module
 from training.generate.png import PngStream
 from training.generate.run import mapped
@@ -19,7 +20,6 @@ from training.generate.tiles import Tiling, render_rows, render_tiles
 from training.generate_cli import main
 from training.geometry import patch_transform
 from training.networks.render import identity_view, to_uint8
-from training.run import checkpoint
 
 from .gan_helpers import TINY_G, one_thread  # noqa: F401
 from .generate_helpers import save_snapshot

@@ -16,12 +16,13 @@ import torch
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
+from training import checkpoint
 from training.cli import main
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
 from training.eval.metrics import EvalConfig, Evaluator
 from training.eval_cli import load
-from training.run import checkpoint, measure
+from training.run import measure
 from training.run.config import PRESETS
 from training.run.loop import train
 from training.run.validate import open_dataset

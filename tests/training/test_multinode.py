@@ -35,9 +35,9 @@ import pytest
 import torch
 
 from shards.format.reader import Dataset
+from training import checkpoint
 from training.errors import TrainingError
 from training.networks.generator import Generator
-from training.run import checkpoint
 from training.run.validate import check_run
 
 from .gan_helpers import SUBPROCESS_ENV, TINY_G, gan_dataset, tiny_config

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from tests.cli_outcome import run_main
+from training import checkpoint
 from training.cli import main as train_main
 from training.generate.run import mapped
 from training.generate.tiles import Tiling, render_rows
@@ -24,7 +25,6 @@ from training.loader.sampler import Skip, StreamConfig, render_sample
 from training.networks.generator import Generator
 from training.networks.panorama import spliced_frames
 from training.networks.render import view
-from training.run import checkpoint
 from training.run.loop import train
 
 from .gan_helpers import TINY_G, one_thread, tiny_config  # noqa: F401

@@ -16,12 +16,12 @@ from PIL import Image
 from scipy import stats
 
 from plumbing.errors import ConfigError
+from training import checkpoint, dist
 from training.errors import TrainingError
 from training.geometry import Canvas, PatchDraw, draw_patch
 from training.loader.decode import decode, oriented, render_patch, render_reference
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig, draw_patches
-from training.run import checkpoint, dist
 from training.run.config import PRESETS
 from training.run.loop import make_streams, train
 from training.run.validate import open_datasets

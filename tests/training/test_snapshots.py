@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from tests.cli_outcome import one_error_line, run_main
+from training import checkpoint
 from training.cli import build_parser, main
 from training.errors import TrainingError
-from training.run import checkpoint
 from training.run.config import PRESETS
 from training.run.loop import train
 from training.train_cli import config_from_args

@@ -18,8 +18,8 @@ import torch
 
 from plumbing.errors import ConfigError
 
+from .. import checkpoint
 from ..networks.generator import Generator
-from ..run import checkpoint
 from . import memory
 from .images import EXTENSIONS, FORMATS, anyres_version, file_digest, write_image, write_sidecar
 from .panorama import turn_tiling, turn_width

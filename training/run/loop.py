@@ -30,11 +30,12 @@ import torch
 from plumbing.atomic import atomic_write
 from shards.format.reader import Dataset
 
+from .. import checkpoint, dist
 from ..errors import TrainingError
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
-from . import checkpoint, dist, html_report, progress, report
+from . import html_report, progress, report
 from .config import TrainConfig
 from .grids import panorama_grid, sample_grid
 from .trainer import Trainer

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .. import dist
 from ..networks.augment import Augment
 from ..networks.discriminator import Discriminator
 from ..networks.generator import Generator
@@ -23,7 +24,6 @@ from ..networks.losses import d_logistic, g_nonsaturating, r1_penalty, teacher_l
 from ..networks.lpips import LocalLPIPS
 from ..networks.panorama import splice_offsets, spliced_frames
 from ..networks.render import identity_view
-from . import dist
 from .config import TrainConfig
 
 

@@ -25,9 +25,9 @@ import torch
 
 from plumbing.atomic import atomic_write
 
-from ..errors import TrainingError
-from ..networks.discriminator import DiscriminatorConfig
-from ..networks.generator import Generator, GeneratorConfig
+from .errors import TrainingError
+from .networks.discriminator import DiscriminatorConfig
+from .networks.generator import Generator, GeneratorConfig
 
 CHECKPOINT = "checkpoint.pt"
 NETWORKS = ("G", "G_ema", "D")
