@@ -67,11 +67,10 @@ def load(path: Path):
     """The frozen G_ema of a snapshot or checkpoint, its saved config, and its kimg."""
     from . import checkpoint
 
-    state = checkpoint.read(path, "snapshot")
-    g = checkpoint.build_generator(checkpoint.network_configs(state)[0], state["trainer"]["G_ema"])
-    config = state["config"]
+    g, saved = checkpoint.load_generator(path, "G_ema", "snapshot", with_state=True)
+    config = saved["config"]
     batch = (config.get("loader") or {}).get("batch_size")
-    step = state.get("step")
+    step = saved.get("step")
     kimg = step * batch / 1000 if isinstance(step, int) and isinstance(batch, int) else snapshot_kimg(path)
     return g, config, kimg
 

@@ -129,12 +129,10 @@ def _multiple(value: int, step: int, flag: str) -> None:
 
 def load(cfg: GenerateConfig) -> tuple[Generator, dict]:
     """The snapshot's G_ema on the config's device, and what the sidecars say about it."""
-    state = checkpoint.read(Path(cfg.snapshot), "snapshot")
-    g_cfg = checkpoint.network_configs(state)[0]
-    g = checkpoint.build_generator(g_cfg, state["trainer"]["G_ema"]).to(torch.device(cfg.device))
-    about = {"snapshot": {**file_digest(Path(cfg.snapshot)), "step": state.get("step")},
-             "generator": dataclasses.asdict(g_cfg), "anyres": anyres_version()}
-    return g, about
+    g, saved = checkpoint.load_generator(cfg.snapshot, "G_ema", "snapshot", with_state=True)
+    about = {"snapshot": {**file_digest(Path(cfg.snapshot)), "step": saved.get("step")},
+             "generator": dataclasses.asdict(g.cfg), "anyres": anyres_version()}
+    return g.to(torch.device(cfg.device)), about
 
 
 def mapped(g: Generator, seed: int, psi: float) -> torch.Tensor:
