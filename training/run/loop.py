@@ -45,17 +45,17 @@ STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher", "aug_p")  
 
 
 class DataStream:
-    """A loader's batches, forever, with a position that a checkpoint can hold: the epoch (the
-    loader's own, the one copy of it) and the batches taken from it."""
+    """A loader's batches, forever, with a position that a checkpoint can hold: the loader's
+    epoch (it owns it; this only asks) and the batches taken from it."""
 
     def __init__(self, loader: PatchLoader):
         self.loader, self.taken = loader, 0
         self.past_counts: Counter[str] = Counter()  # loader counters of finished epochs
-        self._it: Iterator[Batch] | None = None  # the pass under way; the loader's epoch is past it
+        self._it: Iterator[Batch] | None = None  # the pass under way
 
     @property
     def epoch(self) -> int:
-        return self.loader.epoch - (self._it is not None)
+        return self.loader.epoch
 
     def next(self) -> Batch:
         while True:
@@ -80,7 +80,7 @@ class DataStream:
             self.past_counts.update(self.loader.stats.totals())
             getattr(self._it, "close", lambda: None)()
             self._it = None
-            self.loader.set_epoch(self.loader.epoch - 1)  # an unfinished pass is where a reopen starts
+            self.loader.set_epoch(self.loader.epoch)  # an unfinished pass is where a reopen starts
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "taken": self.taken, "past_counts": dict(self.past_counts)}
