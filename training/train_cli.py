@@ -1,5 +1,5 @@
-"""`anyres-train train`: flags -> a preset's TrainConfig, changed by `dataclasses.replace` -> loop.train
--> one summary line.
+"""`anyres-train train`: flags -> a preset's TrainConfig, changed by `dataclasses.replace` -> the run (loop.py)
+and then its report (html_report.py) -> one summary line.
 
 Kept apart from cli.py's loader commands so that each stays a screen long; cli.py registers it.
 Every numeric flag has stated bounds (plumbing.console), so that no value reaches the run that no
@@ -158,9 +158,20 @@ def config_from_args(args: argparse.Namespace):
     return without_scale_cond(cfg) if args.no_scale_cond else cfg
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .run.loop import train
+def train(cfg):
+    """What `anyres-train train` does with its config: the run, then RUN/report.html on rank 0
+    unless cfg.report is off (a failure there costs one line, never the run)."""
+    from .run.html_report import after_training
+    from .run.loop import started
 
+    with started(cfg) as run:
+        record = run.run()
+    if cfg.report:
+        after_training(cfg.out, run.rank, run.dataset)
+    return record
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     record = train(cfg)
     if int(os.environ.get("RANK", 0)) == 0 and "tick" not in record:  # --resume of a finished run

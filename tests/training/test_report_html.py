@@ -22,7 +22,7 @@ from tests.cli_outcome import one_error_line, run_main, unexplained_flags
 from training.cli import build_parser, main
 from training.generate_cli import main as generate_main
 from training.run import html_report
-from training.run.loop import train
+from training.train_cli import train
 
 from ..shards.images import encode, gradient
 from .chromium import Chromium, find_chromium, screenshot_is_blank

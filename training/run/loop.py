@@ -21,6 +21,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from ..errors import TrainingError
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
-from . import html_report, progress, report
+from . import progress, report
 from .config import TrainConfig
 from .grids import panorama_grid, sample_grid
 from .trainer import Trainer
@@ -131,6 +132,7 @@ class Run:
     def __init__(self, cfg: TrainConfig, world: dist.World, start: Start):
         self.cfg, self.world = cfg, world
         self.rank, self.device = world.rank, world.device
+        self.dataset = start.dataset  # opened once: the report's dataset panel shows it too
         self.per_rank = cfg.batch // world.size
         self.out = Path(cfg.out)
         self.trainer = Trainer(cfg, self.device, world.size)
@@ -265,8 +267,6 @@ class Run:
                     print(progress.tick_line(record, total * cfg.batch / 1000), flush=True)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
-        if cfg.report:  # RUN/report.html; a failure costs one line, never the run
-            html_report.after_training(self.out, self.rank, self.streams["global"].loader.stream.dataset)
         return record
 
     def close(self) -> None:
@@ -277,15 +277,23 @@ class Run:
         dist.finish(self.world)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder)."""
+@contextmanager
+def started(cfg: TrainConfig) -> Iterator[Run]:
+    """A run checked and built, closed (readers finished, the process group left) however it ends."""
     world = dist.start()
     start = check_run(cfg, world.size)  # user errors end here, before any network is built
     run = Run(cfg, world, start)
     try:
-        return run.run()
+        yield run
     finally:
         run.close()
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder). The run
+    report is the command's to write (anyres-train train)."""
+    with started(cfg) as run:
+        return run.run()
 
 
 def _json(d: dict) -> bytes:
