@@ -9,7 +9,9 @@ Reads datasets through `shards`; never imports ray or flickrapi.
     networks/     StyleGAN3-T synthesis (plan, resampling, generator), discriminator,
                   augmentation, losses; render (T -> pixels)
     run/          config tree and presets, checks, trainer, loop, what a run writes
-    generate/     images of any size by tiles, zooms (`anyres-generate`, generate_cli.py)
-    eval/         the paper's metrics and their cached real statistics (`anyres-eval`, eval_cli.py)
-    cli.py        `anyres-train` (preview); train_cli.py registers `train`
+    generate/     images of any size by tiles, zooms (`anyres-generate`)
+    eval/         the paper's metrics and their cached real statistics (`anyres-eval`)
+    commands/     the console scripts, thin layers over the folders above: train.py is
+                  `anyres-train` (train_flags.py its train flags), eval.py `anyres-eval`,
+                  generate.py `anyres-generate`; __main__.py is `python -m training`
 """

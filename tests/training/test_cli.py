@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from training.cli import main
+from training.commands.train import main
 
 from .helpers import small_dataset
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import main
+from training.commands.train import main
+from training.commands.train_flags import PRESET_NAMES
 from training.run.config import PRESETS
-from training.train_cli import PRESET_NAMES
 
 from ..shards.images import encode, gradient
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401

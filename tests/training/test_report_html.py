@@ -19,10 +19,9 @@ import pytest
 
 from shards import DatasetWriter, WriterConfig
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
-from training.cli import build_parser, main
-from training.generate_cli import main as generate_main
-from training.run import html_report
-from training.train_cli import train
+from training.commands.generate import main as generate_main
+from training.commands.train import build_parser, main, train
+from training.run import run_report as html_report
 
 from ..shards.images import encode, gradient
 from .chromium import Chromium, find_chromium, screenshot_is_blank

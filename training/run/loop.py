@@ -36,7 +36,7 @@ from ..errors import TrainingError
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
-from . import progress, report
+from . import progress, stats_log
 from .config import TrainConfig
 from .grids import panorama_grid, sample_grid
 from .trainer import Trainer
@@ -180,7 +180,7 @@ class Run:
         checkpoint.set_rng_state(state["rng"][self.rank], self.latents)
         self.step = int(state["step"])
         if self.rank == 0:
-            report.truncate_stats(self.out / "stats.jsonl", self.step)
+            stats_log.truncate_stats(self.out / "stats.jsonl", self.step)
 
     def snapshot(self) -> Path | None:
         """Save checkpoint.pt and a kept network snapshot; rank 0 returns the snapshot's path."""
@@ -203,9 +203,9 @@ class Run:
         name = checkpoint.snapshot_name(self.step * self.cfg.batch)
         checkpoint.save(self.out / name, checkpoint.snapshot_state(state))
         grid = panorama_grid(t.G_ema) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, self.cfg.patch_size)
-        report.write_png(self.out / f"samples-{self.step:07d}.png", grid)
+        stats_log.write_png(self.out / f"samples-{self.step:07d}.png", grid)
         self.board.image("samples", grid, self.step * self.cfg.batch / 1000)
-        report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
+        stats_log.plot_curves(stats_log.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
         return self.out / name
 
     def tick(self, sums: dict, counts: dict, steps: int, patch_steps: int, seconds: float, tick: int) -> dict:
@@ -224,7 +224,7 @@ class Run:
         for i, key in enumerate(STAT_KEYS):
             record[key] = float(vector[i] / vector[n + i]) if vector[n + i] > 0 else None
         if self.rank == 0:
-            report.append_stats(self.out / "stats.jsonl", record)
+            stats_log.append_stats(self.out / "stats.jsonl", record)
         return record
 
     def run(self) -> dict:
@@ -260,7 +260,7 @@ class Run:
                     snapshot = self.snapshot()
                     if measure and self.metrics is not None:  # rank 0; the others go on to their next collective
                         values = self.metrics(self.trainer.G_ema, snapshot, record["kimg"])
-                        report.update_last_stats(self.out / "stats.jsonl", self.step, values)
+                        stats_log.update_last_stats(self.out / "stats.jsonl", self.step, values)
                         record.update(values)
                 if self.board is not None:  # rank 0
                     self.board.scalars(record)

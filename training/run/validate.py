@@ -17,7 +17,7 @@ from shards.format.reader import Dataset
 
 from .. import checkpoint
 from ..errors import TrainingError
-from ..loader.panorama import aspect_bounds, turn_of
+from ..loader.panorama_frames import aspect_bounds, turn_of
 from .config import TrainConfig
 
 
