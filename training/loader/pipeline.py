@@ -11,9 +11,10 @@ of batches per epoch whatever the shard sizes. When the parts hold equal numbers
 their count is a multiple of G and the epoch is one patch per sample, an epoch reads every
 sample exactly once across all readers; otherwise coverage evens out over epochs. `resampled=False` reads each part once instead.
 
-Reading goes through `shards.Location` (local, http(s), fsspec), tar parsing through WebDataset's
-tar iterators, shuffling through its shuffle buffer. A bad sample or shard is counted by reason
-and skipped; the counts travel with every batch so training can log them.
+Reading goes through `shards.Location` (local, http(s), fsspec), tar parsing through the dataset
+reader's `shards.format.tario` (the strict shard contract that verify checks), shuffling through
+WebDataset's shuffle buffer. A bad sample or shard is counted by reason and skipped; the counts
+travel with every batch so training can log them.
 """
 
 from __future__ import annotations
