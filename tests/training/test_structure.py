@@ -89,3 +89,9 @@ def test_checkpoints_and_process_groups_stand_below_every_command():
 def test_a_loop_is_found_where_there_is_one():
     assert find_cycle({"run": {"eval"}, "eval": {"dist", "run"}}) == ["eval", "run", "eval"]
     assert find_cycle({"run": {"eval", "dist"}, "eval": {"dist"}}) is None
+
+
+def test_the_commands_are_imported_by_no_library_folder():
+    # commands/ is the top floor: the console scripts and `python -m training` stand on it, nothing else.
+    graph = folder_graph()
+    assert "commands" in graph and [s for s, targets in graph.items() if "commands" in targets] == []
