@@ -82,10 +82,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def train(cfg):
     """What `anyres-train train` does with its config: the run, then RUN/report.html on rank 0
     unless cfg.report is off (a failure there costs one line, never the run)."""
-    from ..run.loop import started
+    from ..run.loop import prepared
     from ..run.run_report import after_training
 
-    with started(cfg) as run:
+    with prepared(cfg) as run:
         record = run.run()
     if cfg.report:
         after_training(cfg.out, run.rank, run.dataset)

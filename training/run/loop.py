@@ -278,7 +278,7 @@ class Run:
 
 
 @contextmanager
-def started(cfg: TrainConfig) -> Iterator[Run]:
+def prepared(cfg: TrainConfig) -> Iterator[Run]:
     """A run checked and built, closed (readers finished, the process group left) however it ends."""
     world = dist.start()
     start = check_run(cfg, world.size)  # user errors end here, before any network is built
@@ -292,7 +292,7 @@ def started(cfg: TrainConfig) -> Iterator[Run]:
 def train(cfg: TrainConfig) -> dict:
     """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder). The run
     report is the command's to write (anyres-train train)."""
-    with started(cfg) as run:
+    with prepared(cfg) as run:
         return run.run()
 
 
