@@ -5,7 +5,7 @@
 
 1. Fetch cost. Over the photos, the fetch stage's per-image work with and without the signature:
    `admit` (probe: reduced decode, orientation, sha256, pHash) against `admit_decoded` plus
-   `signature` (the window hashes, the thumbnail, the JPEG quality). Medians over repeats.
+   `image_signature` (the window hashes, the thumbnail, the JPEG quality). Medians over repeats.
 2. Scale. `--n` samples' stored signatures: random window hashes and thumbnails (distinct images
    hash like random bits), among them `--planted` true pairs made from the photos: a variant of a
    photo (a random 35-50% crop of it, mirrored or turned, so that variants differ) and its copy (a crop of 1-5% on
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from calibrate_dedup import border_crop, jpeg, watermark  # noqa: E402
 
-from curation.dedup.signature import SCHEMA, SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature  # noqa: E402
+from curation.dedup.image_signature import SCHEMA, SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature  # noqa: E402
 from shards.intake.admission import FilterConfig, admit_decoded  # noqa: E402
 
 
@@ -128,8 +128,8 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import pyarrow.parquet as pq
-from curation import signatures
-from curation.dedup.aligned import AlignedDedup, Signed, candidates
+from curation import signature_files
+from curation.dedup.crops import AlignedDedup, Signed, candidates
 
 def peak_kb():
     for line in open("/proc/self/status"):
@@ -139,7 +139,7 @@ def peak_kb():
 work = sys.argv[2]
 t0 = time.perf_counter()
 meta = pq.read_table(f"{work}/meta.parquet")
-table = signatures.attach(meta, signatures.read(__import__("pathlib").Path(f"{work}/work/signatures.parquet")))
+table = signature_files.attach(meta, signature_files.read(__import__("pathlib").Path(f"{work}/work/signatures.parquet")))
 t1 = time.perf_counter()
 stage = AlignedDedup()
 signed = Signed.of(table)

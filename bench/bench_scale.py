@@ -124,7 +124,6 @@ def cmd_stages(args: argparse.Namespace) -> dict:
     from curation.pack import final_rejects, pack, read_staging, write_records
     from curation.pipeline import Events, prepare
     from curation.slices import fetch_phase
-    from shards import WriterConfig
 
     corpus = make_corpus(Path(args.photos), args.n)
     files = sorted(corpus.glob("img-*.jpg"))
@@ -163,8 +162,7 @@ def cmd_stages(args: argparse.Namespace) -> dict:
         merges = plan_merges(kept, config.dedup, repeats)
         write_records(out, final_rejects(rejects, relabel, merges), merges)
         lap()
-        manifest = pack(out, work, plan.numbers, merges, WriterConfig(max_shard_bytes=config.max_shard_bytes),
-                        {"tool": "bench"})
+        manifest = pack(out, work, plan.numbers, merges, config.writer, {"tool": "bench"})
         lap()
     finally:
         server.terminate()
@@ -198,7 +196,7 @@ def hexes(rng: np.random.Generator, n: int, nbytes: int) -> np.ndarray:
 def make_kept(n: int, seed: int) -> pa.Table:
     """`n` kept rows as `read_staging` returns them: index columns without shard and offset,
     the signature columns, `slice` and `row`."""
-    from curation.dedup.signature import THUMB_SIDE, WINDOWS
+    from curation.dedup.image_signature import THUMB_SIDE, WINDOWS
 
     rng = np.random.default_rng(seed)
     sha, phash = hexes(rng, n, 32), hexes(rng, n, 8)

@@ -12,7 +12,7 @@ corner, and one size in two other corners. Each (original, copy) pair is a posit
 every pair of images made from two different photos (originals and copies alike), and distinct
 crops of one photo, the hardest case: the 3x3 tiles, crops overlapping by half, and a burst (the
 same scene with the frame moved by a fifth). Hashes and signatures are the project's own
-(`shards.intake.probe`, `curation.dedup.signature`), from the encoded bytes exactly as curation makes them.
+(`shards.intake.probe`, `curation.dedup.image_signature`), from the encoded bytes exactly as curation makes them.
 
 Prints, per transformation, the recall of `--dedup pixels` (pHash within the radius) and of
 `--dedup crops` (that, or a window-hash candidate accepted by the alignment check, as the crop
@@ -39,9 +39,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from curation.dedup.align import DEFAULT_THRESHOLD, QUADRANT_FLOOR, align  # noqa: E402
-from curation.dedup.aligned import DEFAULT_ALIGN_RADIUS, SAME_FRAME, Signed, candidates, verify, window_box  # noqa: E402
-from curation.dedup.signature import INSETS, THUMB_SIDE, signature  # noqa: E402
+from curation.dedup.alignment import DEFAULT_THRESHOLD, QUADRANT_FLOOR, align  # noqa: E402
+from curation.dedup.crops import DEFAULT_ALIGN_RADIUS, SAME_FRAME, Signed, candidates, verify, window_box  # noqa: E402
+from curation.dedup.image_signature import INSETS, THUMB_SIDE, signature  # noqa: E402
 from shards.intake.probe import decode_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

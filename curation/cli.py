@@ -1,13 +1,12 @@
 """`anyres-curate`: folders and URL lists in, a verified anyres dataset out.
 
-A thin layer: flags -> config -> `pipeline.curate` -> summary. User errors end in one line on
+A thin layer: flags -> config -> `entry.start` -> summary. User errors end in one line on
 stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -23,19 +22,17 @@ from plumbing.console import (
     run_command,
     size_between,
 )
-from shards import DatasetError
-from shards.format.manifest import MANIFEST_NAME
 from shards.format.writer import DEFAULT_SHARD_BYTES, MIN_SHARD_BYTES
 from shards.intake.admission import FilterConfig
 from shards.intake.pack import REJECTS_NAME
 from shards.intake.probe import DEFAULT_MAX_PIXELS
 
 from .dedup import DEFAULT_ALIGN_RADIUS, DEFAULT_MODE, DEFAULT_RADIUS, MODES
-from .dedup.align import DEFAULT_THRESHOLD
+from .dedup.alignment import DEFAULT_THRESHOLD
 from .fetch import STAGING_SHARD_BYTES, WorkerConfig, room_for
 from .http import FetchConfig
-from .pipeline import CurateConfig, prepare, run, status
-from .remote import is_remote
+from .pipeline import CurateConfig
+from .remote import RemoteFolder, is_remote
 from .sources.flickr.cli import add_flickr_commands
 from .workdir import WorkDir
 
@@ -87,67 +84,36 @@ def make_engine(args: argparse.Namespace):
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
+    from .engine import LazyEngine
+    from .entry import local_root, start
     from .report import LiveEvents, summary_table
 
     config = config_from_args(args)
+    args.local_out = local_root(args.out, args.scratch)  # where a Flickr source keeps its discovery journal
+    source = make_source(args)
+    engine = LazyEngine(lambda: make_engine(args))
+    try:
+        manifest = start(source, args.out, config, engine, args.restart, LiveEvents(Console(stderr=True)),
+                         add=args.add, scratch=args.scratch)
+    finally:
+        engine.close()
+    print_report(summary_table(manifest), markup=True)
     if is_remote(args.out):
-        return curate_to_url(args, config)
-    source = make_source(args)
-    out = Path(args.out).absolute()
-    ready, go = prepare, run
-    if args.add:
-        from .incremental import prepare_add, run_add
-
-        ready, go = prepare_add, run_add
-    # Prepared before Ray starts: a wrong --out should cost no cluster start-up.
-    work = ready(out, source, config, args.restart)
-    if work is None:
-        manifest = json.loads((out / MANIFEST_NAME).read_bytes())
+        target = RemoteFolder.parse(args.out)
+        where, rejects = target.url, target.display(REJECTS_NAME)
     else:
-        engine = make_engine(args)
-        try:
-            manifest = go(source, out, work, config, engine, LiveEvents(Console(stderr=True)))
-        finally:
-            engine.close()
-    print_report(summary_table(manifest), markup=True)
-    print(f"wrote {manifest['num_samples']} samples to {args.out}; rejects in {Path(args.out) / REJECTS_NAME}")
-    return 0
-
-
-def curate_to_url(args: argparse.Namespace, config: CurateConfig) -> int:
-    """`--out s3://...` (any fsspec URL): run in a local mirror, publish to the URL."""
-    from .remote import RemoteOut
-    from .remote_run import curate_remote
-    from .report import LiveEvents, summary_table
-
-    if args.add:
-        raise DatasetError("--add needs a local --out: curate the addition into a local copy, "
-                           "or curate the whole input again to a new URL")
-    remote = RemoteOut.parse(args.out, args.scratch)
-    args.local_out = remote.mirror  # where a Flickr source keeps its discovery journal
-    name = args.name or args.out.rstrip("/").rsplit("/", 1)[-1] or None
-    config = dataclasses.replace(config, name=name)
-    source = make_source(args)
-    manifest = curate_remote(source, remote, config, lambda: make_engine(args), args.restart,
-                             LiveEvents(Console(stderr=True)))
-    print_report(summary_table(manifest), markup=True)
-    print(f"wrote {manifest['num_samples']} samples to {remote.target.url}; "
-          f"rejects in {remote.target.display(REJECTS_NAME)}")
+        where, rejects = args.out, str(Path(args.out) / REJECTS_NAME)
+    print(f"wrote {manifest['num_samples']} samples to {where}; rejects in {rejects}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if is_remote(args.dataset):
-        from .remote import RemoteOut
-        from .remote_run import remote_status
-
-        remote = RemoteOut.parse(args.dataset, args.scratch)
-        report, local = remote_status(remote), remote.mirror
-    else:
-        report, local = status(args.dataset), Path(args.dataset).absolute()
+    from .entry import local_root
     from .sources.flickr.journal import discovery_status
+    from .status import status
 
-    if flickr := discovery_status(WorkDir.of(local).root):
+    report = status(args.dataset, args.scratch)
+    if flickr := discovery_status(WorkDir.of(local_root(args.dataset, args.scratch)).root):
         report["flickr"] = flickr
     if args.json:
         print(json.dumps(report, indent=2))

@@ -1,21 +1,16 @@
 """One fetch task: a slice of the input in, a staging dataset and its rejects out.
 
-A slice is written to a private folder `staging/slice-NNNNNN.part-<random>/` as a complete
-dataset of its own (shards, index, manifest, through `shards.DatasetWriter`), then its rejects,
-then `done.json`; the folder is then renamed to `slice-NNNNNN`, which commits it. A committed
-slice is never redone; an uncommitted one is redone from scratch, so a killed run loses nothing
-and writes nothing twice. Private folders also keep a task that outlived its driver (an orphaned
-Ray worker) from writing into the folder its rerun writes.
+A slice is written to a private folder that the work folder's slice store gives (`store.py`)
+as a complete dataset of its own (shards, index, manifest, through `shards.DatasetWriter`),
+then its rejects and signatures, then `done.json`; the store then commits it, by a rename in a
+local folder or by a marker object at a URL. A committed slice is never redone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,14 +26,14 @@ from shards.format.schema import SampleMeta
 from shards.intake.admission import FilterConfig, admit_decoded, sample_meta
 from shards.intake.probe import ProbeError
 
-from .dedup.signature import SCHEMA as SIGNATURE_SCHEMA
-from .dedup.signature import Signature, signature
+from .dedup.image_signature import SCHEMA as SIGNATURE_SCHEMA
+from .dedup.image_signature import Signature, signature
 from .http import FetchConfig
 from .items import REJECTS_SCHEMA, FetchError, Item, reject_record
-from .remote import commit_slice, private_folder
-from .signatures import SIGNATURES_NAME
+from .signature_files import SIGNATURES_NAME
 from .sources import Source
-from .workdir import DONE_NAME, SLICE_REJECTS, WorkDir, read_done
+from .store import DONE_NAME, slice_name
+from .workdir import SLICE_REJECTS, WorkDir
 
 REPORT_EVERY = 0.5  # seconds between progress reports from a task
 
@@ -61,6 +56,10 @@ class WorkerConfig:
     # JPEG's decode holds its whole coefficient array: more would add memory, not speed; two
     # let one decode run while the other thread does its Python parts (hashing, writing)
     staging_shard_bytes: int = STAGING_SHARD_BYTES  # checked with the final bound, by CurateConfig
+
+    def staging_writer(self, number: int) -> WriterConfig:
+        """How a slice's staging dataset is written."""
+        return WriterConfig(max_shard_bytes=self.staging_shard_bytes, name=slice_name(number))
 
 
 @dataclass(frozen=True)
@@ -110,14 +109,11 @@ def process(item: Item, open_item: Callable[[Item], bytes], filters: FilterConfi
 
 def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
               report: Callable[[dict[str, int]], None] | None = None) -> dict[str, Any]:
-    final = work.slice(task.number)
-    done = work.done(task.number)
+    store = work.store
+    done = store.done(task.number)
     if done is not None:
         return done
-    if work.remote is None:
-        folder = final.with_name(f"{final.name}.part-{uuid.uuid4().hex[:12]}")
-    else:  # a dataset at a URL: staged on this node's disk, committed by upload (remote.py)
-        folder = private_folder(f"anyres-{final.name}-")
+    folder = store.begin(task.number)
     open_item = source.opener(config.fetch)
     rejects: list[dict[str, Any]] = []
     signatures: list[dict[str, Any]] = []  # in the order the writer adds samples: index order
@@ -131,8 +127,7 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
             todo.append(item)
     delta = Counter(items=len(rejects), rejected=len(rejects))
     last = time.monotonic()
-    writer_config = WriterConfig(max_shard_bytes=config.staging_shard_bytes, name=final.name)
-    with DatasetWriter(folder, writer_config) as writer:
+    with DatasetWriter(folder, config.staging_writer(task.number)) as writer:
         cpu = threading.Semaphore(config.decoders)
         for result in ordered_map(lambda it: process(it, open_item, config.filters, cpu), todo, config.threads):
             delta["items"] += 1
@@ -160,21 +155,7 @@ def run_slice(work: WorkDir, task: Slice, source: Source, config: WorkerConfig,
         "rejects": dict(Counter(r["reason"] for r in rejects).most_common()),
     }
     atomic_write_json(folder / DONE_NAME, done)
-    if work.remote is not None:
-        return commit_slice(work.remote, task.number, folder, done)
-    return commit(folder, final, done)
-
-
-def commit(folder: Path, final: Path, done: dict[str, Any]) -> dict[str, Any]:
-    try:
-        os.rename(folder, final)
-    except OSError:  # committed meanwhile by another attempt at the same slice: keep that one
-        shutil.rmtree(folder, ignore_errors=True)
-        existing = read_done(final)
-        if existing is None:
-            raise
-        return existing
-    return done
+    return store.commit(task.number, folder, done)
 
 
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:

@@ -24,15 +24,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from shards import Dataset, DatasetError, DatasetWriter, WriterConfig
+from shards import Dataset, DatasetError, DatasetWriter
 from shards.format.commit import adopt_shards, changed_manifest, finish_commit, replace_shards, stage_commit
 from shards.format.manifest import MANIFEST_NAME
 from shards.format.reader import group_samples, iter_members
 from shards.intake.pack import REJECTS_NAME
 
-from . import signatures
+from . import signature_files
 from .dedup import MergePlan, Place, places, plan_merges, repeated_keys
-from .dedup.aligned import unsigned
+from .dedup.crops import unsigned
 from .engine import Engine
 from .items import REJECTS_SCHEMA
 from .pack import (
@@ -45,7 +45,7 @@ from .pack import (
     surviving_signatures,
     with_places,
 )
-from .pipeline import TOOL, CurateConfig, Events, identity, start
+from .pipeline import TOOL, CurateConfig, Events, identity, made_by_curate
 from .slices import FetchPlan, fetch_phase
 from .sources import Source
 from .workdir import DEDUP_NAME, WorkDir, read_json
@@ -61,9 +61,9 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
     """The work folder of this addition, ready; None when this input was already added."""
     manifest = read_json(out / MANIFEST_NAME)
     curation = (manifest or {}).get("curation") or {}
-    if manifest is None or curation.get("tool") != TOOL:
+    if not made_by_curate(manifest):
         raise DatasetError(f"--add needs a finished {TOOL} dataset in --out; {out} holds none")
-    signatures.check(out)  # a damaged signature file fails now, not after the fetch
+    signature_files.check(out)  # a damaged signature file fails now, not after the fetch
     wanted = identity(source, config)
     work = WorkDir.of(out).addition(addition_id(wanted))
     if finish_commit(out, work.root):  # killed while committing: finished now
@@ -78,11 +78,6 @@ def prepare_add(out: Path, source: Source, config: CurateConfig, restart: bool) 
     return work
 
 
-def add(source: Source, out: str | Path, config: CurateConfig, engine: Engine,
-        restart: bool = False, events: Events | None = None) -> dict[str, Any]:
-    return start(prepare_add, run_add, source, out, config, engine, restart, events)
-
-
 def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: Engine,
             events: Events) -> dict[str, Any]:
     """A prepared addition: fetch, deduplicate with what is there, commit the changed shards."""
@@ -90,7 +85,7 @@ def run_add(source: Source, out: Path, work: WorkDir, config: CurateConfig, engi
     dataset = Dataset(str(out))
     new_all, rejects = read_staging(work, plan.numbers)
     new, present = _split_present(new_all, set(dataset.index["key"].to_pylist()))
-    old = with_places(signatures.attach(dataset.index, signatures.of_dataset(out)), -1)
+    old = with_places(signature_files.attach(dataset.index, signature_files.of_dataset(out)), -1)
     repeats, relabel = repeated_keys(new, rejects) if new is not None else ([], {})
     combined = pa.concat_tables([old, *([new.cast(old.schema)] if new is not None else [])])
     merges = plan_merges(combined, config.dedup, repeats)
@@ -146,7 +141,7 @@ def _splice(out: Path, work: WorkDir, dataset: Dataset, merges: MergePlan, plan:
     changed = sorted({shard_of[row] for (slice_, row) in [*gone, *extra] if slice_ == -1})
     shutil.rmtree(work.pack, ignore_errors=True)
     advance = events.phase("pack")
-    with DatasetWriter(work.pack, WriterConfig(max_shard_bytes=config.max_shard_bytes)) as writer:
+    with DatasetWriter(work.pack, config.writer) as writer:
         row_of_key = {k: i for i, k in enumerate(dataset.index["key"].to_pylist())}
         for shard in changed:
             with open(out / shard, "rb") as f:
@@ -197,4 +192,4 @@ def _records(out: Path, rejects: pa.Table, merges: MergePlan) -> dict[str, bytes
         table = pa.concat_tables([earlier.select(table.schema.names).cast(table.schema), table])
     return {REJECTS_NAME: parquet_bytes(pa.concat_tables([old.cast(REJECTS_SCHEMA), rejects.cast(REJECTS_SCHEMA)])),
             DEDUP_NAME: parquet_bytes(table),
-            signatures.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}
+            signature_files.DATASET_SIGNATURES: parquet_bytes(surviving_signatures(merges))}

@@ -16,8 +16,6 @@ import pyarrow as pa
 from shards.intake.admission import file_key
 from shards.intake.pack import REJECT_SCHEMA
 
-PROVENANCE_FIELDS = ("url", "license", "license_url", "owner", "title", "date_taken")
-
 # The shards pack layout (source_id, reason, detail) first, then where the item came from.
 REJECTS_SCHEMA = pa.schema(
     list(REJECT_SCHEMA) + [("key", pa.string()), ("source", pa.string()), ("position", pa.int64())]

@@ -23,7 +23,7 @@ from shards import Dataset, DatasetWriter, WriterConfig
 from shards.format.reader import Sample
 from shards.intake.pack import REJECTS_NAME
 
-from . import signatures
+from . import signature_files
 from .dedup import MergePlan, Place, places
 from .items import REJECTS_SCHEMA
 from .workdir import DEDUP_NAME, WorkDir
@@ -36,8 +36,8 @@ def read_staging(work: WorkDir, numbers: Iterable[int]) -> tuple[pa.Table | None
     finished slices. A slice staged before signatures were stored has null ones."""
     kept, rejects = [], []
     for number in numbers:
-        found = signatures.read(work.slice(number) / signatures.SIGNATURES_NAME)
-        kept.append(with_places(signatures.attach(pq.read_table(work.slice_index(number)), found), number))
+        found = signature_files.read(work.slice(number) / signature_files.SIGNATURES_NAME)
+        kept.append(with_places(signature_files.attach(pq.read_table(work.slice_index(number)), found), number))
         rejects.append(pq.read_table(work.slice_rejects(number), schema=REJECTS_SCHEMA))
     return staged_table(kept) if kept else None, pa.concat_tables(rejects) if rejects else REJECTS_SCHEMA.empty_table()
 
@@ -79,15 +79,15 @@ def write_records(out: Path, rejects: pa.Table, plan: MergePlan) -> None:
     WorkDir.of(out).root.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(out / REJECTS_NAME, rejects)
     atomic_write_parquet(out / DEDUP_NAME, plan.records())
-    atomic_write_parquet(out / signatures.DATASET_SIGNATURES, surviving_signatures(plan))
+    atomic_write_parquet(out / signature_files.DATASET_SIGNATURES, surviving_signatures(plan))
 
 
 def surviving_signatures(plan: MergePlan) -> pa.Table:
     """The signatures of the samples the merges leave."""
     if plan.table is None:
-        return signatures.SCHEMA.empty_table()
+        return signature_files.SCHEMA.empty_table()
     keep = pa.array([p not in plan.gone for p in places(plan.table)], pa.bool_())
-    return signatures.select(plan.table.filter(keep))
+    return signature_files.select(plan.table.filter(keep))
 
 
 def reject_counts(rejects: pa.Table) -> dict[str, int]:

@@ -1,5 +1,6 @@
-"""The curation run: fetch slices (on an engine), resolve repeats and duplicates on metadata,
-pack. Also the work folder's bookkeeping (`workdir.WorkDir`): resuming, `--restart`, `status`.
+"""The curation run of a new dataset: its checks and its work folder ready (`prepare`), then
+fetch slices (on an engine), resolve repeats and duplicates on metadata, pack (`run`).
+`entry.start` is the one way in.
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR
 from shards.format.writer import DEFAULT_SHARD_BYTES
 
 from .dedup import DedupStage, plan_merges, repeated_keys, stages
-from .dedup.aligned import unsigned
+from .dedup.crops import unsigned
 from .engine import Engine
 from .fetch import WorkerConfig, room_for
 from .pack import final_rejects, pack, read_staging, reject_counts, write_records
@@ -27,6 +27,11 @@ from .sources import Source
 from .workdir import WorkDir, read_json
 
 TOOL = "anyres-curate"
+
+
+def made_by_curate(manifest: dict[str, Any] | None) -> bool:
+    """Whether a dataset's manifest says this tool made it: the one test of it."""
+    return manifest is not None and (manifest.get("curation") or {}).get("tool") == TOOL
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,11 @@ class CurateConfig:
             if bound < need:
                 raise DatasetError(f"{what} {bound} bytes cannot hold a file of the largest size allowed "
                                    f"({self.worker.fetch.max_bytes} bytes); raise --shard-size or lower --max-bytes")
+
+    @property
+    def writer(self) -> WriterConfig:
+        """How the final dataset is written."""
+        return WriterConfig(max_shard_bytes=self.max_shard_bytes, name=self.name)
 
     def resolved(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -77,22 +87,23 @@ def prepare(out: Path, source: Source, config: CurateConfig, restart: bool) -> W
     if restart:
         discard(out)
     manifest = read_json(out / MANIFEST_NAME)
-    saved = work.saved()
-    if manifest is not None and (manifest.get("curation") or {}).get("tool") != TOOL:
-        raise DatasetError(f"{out} holds a dataset not made by {TOOL}; choose another --out")
-    if saved is None and manifest is None and out.exists() and any(out.iterdir()):
-        raise DatasetError(f"{out} is not empty and holds no {TOOL} run; choose a new or empty --out")
     wanted = identity(source, config)
-    check_same_run(out, wanted, saved)
+    check_out(out, wanted, manifest, work.saved(), lambda: not out.exists() or not any(out.iterdir()))
     if manifest is not None:
         return None
     work.save_config(wanted, config.resolved())
     return work
 
 
-def check_same_run(out: Path | str, wanted: dict[str, Any], saved: dict[str, Any] | None) -> None:
-    """A rerun resumes only the run it repeats."""
-    if saved is not None and saved.get("identity") != wanted:
+def check_out(out: Path | str, wanted: dict[str, Any], manifest: dict[str, Any] | None,
+              saved: dict[str, Any] | None, empty: Callable[[], bool]) -> None:
+    """The checks of an --out, a folder or a URL, before anything is written there: it holds
+    nothing, or a run of this tool with the same identity (`saved`: its work folder's config)."""
+    if manifest is not None and not made_by_curate(manifest):
+        raise DatasetError(f"{out} holds a dataset not made by {TOOL}; choose another --out")
+    if saved is None and manifest is None and not empty():
+        raise DatasetError(f"{out} is not empty and holds no {TOOL} run; choose a new or empty --out")
+    if saved is not None and saved.get("identity") != wanted:  # a rerun resumes only the run it repeats
         changed = sorted(k for k in wanted if wanted[k] != (saved.get("identity") or {}).get(k))
         raise DatasetError(f"{out} was curated with other settings ({', '.join(changed)} differ); "
                            "rerun with the same ones, add --restart to start over, or --add to add "
@@ -100,30 +111,12 @@ def check_same_run(out: Path | str, wanted: dict[str, Any], saved: dict[str, Any
 
 
 def discard(out: Path) -> None:
-    manifest = read_json(out / MANIFEST_NAME)
-    ours = WorkDir.of(out).config.exists() or (
-        manifest is not None and (manifest.get("curation") or {}).get("tool") == TOOL)
-    if not ours:
+    if not (WorkDir.of(out).config.exists() or made_by_curate(read_json(out / MANIFEST_NAME))):
         return
     shutil.rmtree(WorkDir.of(out).root, ignore_errors=True)
     shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
     for name in (MANIFEST_NAME, INDEX_NAME):
         (out / name).unlink(missing_ok=True)
-
-
-def curate(source: Source, out: str | Path, config: CurateConfig, engine: Engine,
-           restart: bool = False, events: Events | None = None) -> dict[str, Any]:
-    return start(prepare, run, source, out, config, engine, restart, events)
-
-
-def start(ready: Callable, go: Callable, source: Source, out: str | Path, config: CurateConfig, engine: Engine,
-          restart: bool, events: Events | None) -> dict[str, Any]:
-    """`ready` (prepare or prepare_add) once, then `go` (run or run_add) unless it is done."""
-    out = Path(out).absolute()
-    work = ready(out, source, config, restart)
-    if work is None:
-        return json.loads((out / MANIFEST_NAME).read_bytes())
-    return go(source, out, work, config, engine, events or Events())
 
 
 def run(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: Engine,
@@ -149,37 +142,8 @@ def run(source: Source, out: Path, work: WorkDir, config: CurateConfig, engine: 
                   "unsigned": unsigned(kept, config.dedup)},
     }
     advance = events.phase("pack", curation["counts"]["kept"])
-    writer_config = WriterConfig(max_shard_bytes=config.max_shard_bytes, name=config.name)
-    manifest = pack(out, work, plan.numbers, merges, writer_config, curation, advance)
+    manifest = pack(out, work, plan.numbers, merges, config.writer, curation, advance)
     events.end()
     work.drop_staged_bytes(plan.numbers)
     return {**manifest, "timing": {"fetch_s": round(fetch_seconds, 2),
                                    "total_s": round(time.monotonic() - started, 2)}}
-
-
-def status(out: str | Path, work: WorkDir | None = None) -> dict[str, Any]:
-    """How far the run in `out` got (`work`: its work folder, when it commits at a URL)."""
-    out = Path(out).absolute()
-    work = work or WorkDir.of(out)
-    manifest = read_json(out / MANIFEST_NAME)
-    if work.saved() is None and manifest is None:
-        raise DatasetError(f"no {TOOL} run in {out}")
-    plan = work.plan()
-    totals: Counter = Counter()
-    reasons: Counter = Counter()
-    done_slices = 0
-    for done in work.finished():
-        done_slices += 1
-        totals.update({k: done[k] for k in ("items", "kept", "rejected")})
-        reasons.update(done["rejects"])
-    state = "complete" if manifest is not None else "fetching" if plan is None or done_slices < plan["slices"] else "packing"
-    report = {"dataset": str(out), "state": state, "slices_done": done_slices,
-              "slices_total": plan["slices"] if plan else None, "items_total": plan["items"] if plan else None,
-              "items_done": totals["items"], "kept_staged": totals["kept"], "rejected_staged": totals["rejected"],
-              "rejects": dict(reasons.most_common())}
-    if manifest is not None:
-        curation = manifest.get("curation") or {}
-        report.update(num_samples=manifest["num_samples"], num_shards=manifest["num_shards"],
-                      total_bytes=manifest["total_bytes"], counts=curation.get("counts"),
-                      rejects=curation.get("rejects", {}))
-    return report

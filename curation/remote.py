@@ -1,19 +1,6 @@
-"""A curation whose `--out` is an object store (`s3://bucket/prefix`, or any fsspec URL).
-
-Object stores have no rename and no partial reads of a file being written, so a remote run
-works in three places:
-- each slice is fetched into a private local folder on whichever node runs it, uploaded under
-  `work/staging/slice-NNNNNN/<attempt>/`, and committed by one small object written last, the
-  marker `slice-NNNNNN/done.json` naming the attempt. An attempt without a marker (a killed
-  task, a lost node) is never read; a slice's second attempt writes its own folder;
-- the driver pulls committed slices' records (index, rejects, signatures) into a local mirror
-  of the dataset (`--scratch`), where dedup and pack run exactly as for a local `--out`; pack
-  reads the staged samples from the URL and writes the final shards into the mirror;
-- publishing uploads the packed dataset: each shard whole under its final name (an object
-  store shows an object only once its upload completes, so a reader never sees part of one),
-  then the work records, then the index, and the manifest last, the commit point.
-A kill at any point resumes on rerun: committed slices are not fetched again, and a dataset
-packed in the mirror but not fully uploaded is uploaded again.
+"""A folder at an object store URL (`s3://bucket/prefix`, or any fsspec URL), written object by
+object: what a run whose `--out` is a URL reads and writes there (`store.py` commits slices
+in it, `publish.py` uploads the dataset to it).
 
 Credentials are the filesystem's own business (for S3: the AWS environment variables, the
 shared config and credentials files, or an instance role, on every node); anyres never reads,
@@ -23,12 +10,8 @@ passes or records them, and URLs with credentials in them are refused.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,28 +20,14 @@ from urllib.parse import urlsplit
 import fsspec
 from fsspec.core import url_to_fs
 
-from plumbing.atomic import atomic_write_json
 from shards import DatasetError
-from shards.format.manifest import INDEX_NAME, MANIFEST_NAME, SHARD_DIR, WORK_DIR
 from shards.storage.location import io_errors
 
-STAGING = f"{WORK_DIR}/staging"
-DONE_NAME = "done.json"  # a slice's completion record, here and in the work folder
-
-
-def slice_name(number: int) -> str:
-    """A slice's folder name, in the work folder and at the URL."""
-    return f"slice-{number:06d}"
 MAX_RECORD_BYTES = 16 * 2**20  # a marker or config.json read back: small by construction
 
 
 def is_remote(out: str) -> bool:
     return "://" in out and not out.startswith("file://")
-
-
-def default_scratch() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "anyres" / "curate"
 
 
 @dataclass(frozen=True)
@@ -183,112 +152,3 @@ class RemoteFolder:
             return not self._io("list", "", lambda: self.fs.ls(self.root, detail=False), missing_ok=True)
         except FileNotFoundError:
             return True
-
-
-# Slices: staged on any node, committed by a marker, pulled into the driver's mirror.
-
-def commit_slice(staging: RemoteFolder, number: int, folder: Path, done: dict[str, Any]) -> dict[str, Any]:
-    """Upload a finished slice folder as a new attempt, then its marker: the commit."""
-    attempt = os.urandom(6).hex()
-    try:
-        staging.put_folder(folder, attempt_folder(number, attempt))
-        staging.put_bytes(f"{slice_name(number)}/{DONE_NAME}", json.dumps({**done, "attempt": attempt}).encode())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return done
-
-
-def remote_done(staging: RemoteFolder, number: int) -> dict[str, Any] | None:
-    marker = staging.read_json(f"{slice_name(number)}/{DONE_NAME}")
-    if marker is None:
-        return None
-    if not isinstance(marker.get("attempt"), str) or not marker["attempt"].isalnum():
-        raise DatasetError(f"{staging.display(f'{slice_name(number)}/{DONE_NAME}')} names no attempt")
-    return marker
-
-
-def attempt_folder(number: int, attempt: str) -> str:
-    return f"{slice_name(number)}/{attempt}"
-
-
-def remote_markers(staging: RemoteFolder, skip: set[str]) -> Iterator[dict[str, Any]]:
-    """The markers of slices committed at the URL, but for the slice folders named in `skip`."""
-    for path in staging.glob(f"slice-*/{DONE_NAME}"):
-        name = path.split("/")[0]
-        if name not in skip and (marker := staging.read_json(f"{name}/{DONE_NAME}")) is not None:
-            yield marker
-
-
-def pull_slice(staging: RemoteFolder, number: int, final: Path) -> bool:
-    """Download a committed slice's records (index, rejects, signatures) into the mirror's
-    `final` folder, its marker as `done.json`; False where none is committed yet. Its shards
-    stay at the URL: pack reads them there, so the driver's disk holds the dataset once."""
-    marker = remote_done(staging, number)
-    if marker is None:
-        return False
-    final.parent.mkdir(parents=True, exist_ok=True)
-    part = Path(tempfile.mkdtemp(prefix=f"{final.name}.part-pull", dir=final.parent))
-    try:
-        staging.get_folder(attempt_folder(number, marker["attempt"]), part, skip=SHARD_DIR)
-        (part / DONE_NAME).write_text(json.dumps(marker))
-        os.replace(part, final)
-    finally:
-        shutil.rmtree(part, ignore_errors=True)
-    return True
-
-
-def private_folder(prefix: str) -> Path:
-    """A slice's folder on the node that runs it: the local temporary directory, since the
-    driver's mirror path means nothing on another machine."""
-    return Path(tempfile.mkdtemp(prefix=prefix))
-
-
-# The dataset: its mirror, and publishing it.
-
-@dataclass(frozen=True)
-class RemoteOut:
-    target: RemoteFolder
-    mirror: Path
-
-    @classmethod
-    def parse(cls, url: str, scratch: str | Path | None = None) -> RemoteOut:
-        target = RemoteFolder.parse(url)
-        digest = hashlib.sha256(f"{target.fs.protocol}|{target.root}".encode()).hexdigest()[:16]
-        return cls(target, Path(scratch or default_scratch()).absolute() / digest)
-
-    @property
-    def staging(self) -> RemoteFolder:
-        return self.target.child(STAGING)
-
-    def manifest(self) -> dict[str, Any] | None:
-        return self.target.read_json(MANIFEST_NAME)
-
-    def saved(self) -> dict[str, Any] | None:
-        return self.target.read_json(f"{WORK_DIR}/config.json")
-
-    def upload_config(self) -> None:
-        self.target.put_file(self.mirror / WORK_DIR / "config.json", f"{WORK_DIR}/config.json")
-
-    def adopt_config(self) -> None:
-        """A run begun on another machine: its config comes down, so the identity check and
-        the committed slices carry over."""
-        local = self.mirror / WORK_DIR / "config.json"
-        if local.exists():
-            return
-        saved = self.saved()
-        if saved is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(local, saved, indent=2)
-
-    def discard(self) -> None:
-        for name in (MANIFEST_NAME, INDEX_NAME, SHARD_DIR, WORK_DIR):
-            self.target.remove(name)
-
-    def publish(self, files: Iterable[str], advance: Callable[[int], None]) -> None:
-        """Upload the mirror's dataset: `files` (the shards, then the records) whole, then the
-        index, then the manifest, last."""
-        for name in [*files, INDEX_NAME, MANIFEST_NAME]:
-            self.target.put_file(self.mirror / name, name)
-            advance(1)
-        self.target.remove(STAGING)
-        self.target.abort_unfinished_uploads()

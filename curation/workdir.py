@@ -5,20 +5,21 @@ DATASET/work/ holds
 - `plan.json`: how many slices and items the input had, written once it was enumerated (for
   `status`: the run itself gets the plan from the fetch phase);
 - `staging/slice-NNNNNN/`: one finished dataset per slice, with its `rejects.parquet` and its
-  `done.json` (committed by renaming `slice-NNNNNN.part-<random>/`);
+  `done.json` (committed by renaming `slice-NNNNNN.part-<random>/`; those two names belong to
+  the commit protocol, so `store.py` spells them);
 - `rejects.parquet`, `dedup.parquet`: every reject and every merge of the dataset;
 - `flickr-<id>/`: a Flickr discovery journal;
 - `add-<id>/`: an addition (`--add`), laid out like a work folder, plus `pack/` (its new
   shards before they move into the dataset) and what `shards.format.commit` stages for its commit.
 
-A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it. For a dataset
-at a URL (`remote.py`) it is the local mirror's, and `remote` is where slices commit instead.
+A `WorkDir` is a plain value: it pickles, so slices on Ray workers carry it. Its slices go
+through a slice store (`store.py`), chosen once: a local one that commits by rename, or, for a
+dataset at a URL, one that commits at the URL while this folder is the local mirror's.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,18 +27,14 @@ from typing import Any
 
 from plumbing.atomic import atomic_write_json
 from shards import DatasetError
-from shards.format.manifest import INDEX_NAME, SHARD_DIR, WORK_DIR
+from shards.format.manifest import INDEX_NAME, WORK_DIR
 
-from .remote import (
-    DONE_NAME,
-    RemoteFolder,
-    attempt_folder,
-    pull_slice,
-    remote_done,
-    remote_markers,
-    slice_name,
-)
+from .remote import RemoteFolder
+from .store import LocalSliceStore, SliceStore, UrlSliceStore
 
+CONFIG = "config.json"  # in the work folder, as are the two below
+PLAN = "plan.json"
+STAGING = "staging"
 SLICE_REJECTS = "rejects.parquet"
 DEDUP_NAME = f"{WORK_DIR}/dedup.parquet"
 
@@ -54,16 +51,26 @@ def read_json(path: Path) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class WorkDir:
     root: Path
-    remote: RemoteFolder | None = None  # the staging folder at the dataset's URL, for a remote --out
+    store: SliceStore = None  # type: ignore[assignment]  # None: its own staging/, committed by rename
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            object.__setattr__(self, "store", LocalSliceStore(self.root / STAGING))
 
     @classmethod
     def of(cls, dataset: Path) -> WorkDir:
         return cls(Path(dataset) / WORK_DIR)
 
+    @classmethod
+    def mirroring(cls, mirror: Path, staging: RemoteFolder) -> WorkDir:
+        """The work folder of a local mirror whose slices commit at the URL's `staging`."""
+        root = Path(mirror) / WORK_DIR
+        return cls(root, UrlSliceStore(staging, LocalSliceStore(root / STAGING)))
+
     # the run's own records
     @property
     def config(self) -> Path:
-        return self.root / "config.json"
+        return self.root / CONFIG
 
     def saved(self) -> dict[str, Any] | None:
         return read_json(self.config)
@@ -73,14 +80,14 @@ class WorkDir:
         atomic_write_json(self.config, {"identity": identity, "config": resolved}, indent=2)
 
     def save_plan(self, slices: int, items: int) -> None:
-        atomic_write_json(self.root / "plan.json", {"slices": slices, "items": items})
+        atomic_write_json(self.root / PLAN, {"slices": slices, "items": items})
 
     def plan(self) -> dict[str, Any] | None:
-        return read_json(self.root / "plan.json")
+        return read_json(self.root / PLAN)
 
-    # staging: one folder per slice
+    # staging: one folder per slice, through the store
     def slice(self, number: int) -> Path:
-        return self.root / "staging" / slice_name(number)
+        return self.store.records(number)
 
     def slice_index(self, number: int) -> Path:
         return self.slice(number) / INDEX_NAME
@@ -89,45 +96,23 @@ class WorkDir:
         return self.slice(number) / SLICE_REJECTS
 
     def done(self, number: int) -> dict[str, Any] | None:
-        """The slice's done record: committed here, or (remote) committed at the URL."""
-        local = read_done(self.slice(number))
-        if local is not None or self.remote is None:
-            return local
-        return remote_done(self.remote, number)
+        return self.store.done(number)
 
     def slice_samples(self, number: int) -> str:
-        """Where a committed slice's samples are read: its folder here, or its attempt at the URL."""
-        done = read_done(self.slice(number))
-        if self.remote is not None and done is not None and "attempt" in done:
-            return self.remote.display(attempt_folder(number, done["attempt"]))
-        return str(self.slice(number))
+        return self.store.samples(number)
 
     def pull(self, numbers: range) -> None:
-        """Bring slices committed at the URL into this folder (a no-op for a local --out)."""
-        if self.remote is None:
-            return
-        for number in numbers:
-            if read_done(self.slice(number)) is None and not pull_slice(self.remote, number, self.slice(number)):
-                raise DatasetError(f"slice {number} is not committed at {self.remote.url}")
+        self.store.gather(numbers)
 
     def finished(self) -> Iterator[dict[str, Any]]:
-        """The done records of committed slices, here and (remote) at the URL."""
-        here = set()
-        for marker in sorted((self.root / "staging").glob(f"slice-*/{DONE_NAME}")):
-            here.add(marker.parent.name)
-            yield json.loads(marker.read_bytes())
-        if self.remote is not None:
-            yield from remote_markers(self.remote, skip=here)
+        return self.store.finished()
 
     def clear_parts(self) -> None:
-        """Remove what unfinished attempts left behind."""
-        for part in (self.root / "staging").glob("slice-*.part-*"):
-            shutil.rmtree(part, ignore_errors=True)
+        self.store.clear_parts()
 
     def drop_staged_bytes(self, numbers: range) -> None:
-        """Once packed, the bytes live in the final shards; the small records stay."""
         for number in numbers:
-            shutil.rmtree(self.slice(number) / SHARD_DIR, ignore_errors=True)
+            self.store.drop_samples(number)
 
     # an addition's folder and what it stages for its commit
     def addition(self, ident: str) -> WorkDir:
@@ -139,10 +124,3 @@ class WorkDir:
 
     def flickr_journal(self, ident: str) -> Path:
         return self.root / f"flickr-{ident}"
-
-
-def read_done(folder: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((folder / DONE_NAME).read_bytes())
-    except FileNotFoundError:
-        return None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .shards.images import blotches, encode
+from .factories import blotches, encode
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

@@ -23,7 +23,7 @@ def photo_folder(root: Path) -> list[str]:
     photos, so that the demo runs wherever the checkout is."""
     if PHOTOS.is_dir():
         return []
-    from tests.training.helpers import textured
+    from tests.factories import textured
 
     root.mkdir()
     for i in range(8):

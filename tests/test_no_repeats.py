@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("shards", "curation", "training")
+PACKAGES = ("plumbing", "shards", "curation", "training")
 BLOCK = 6
 
 

@@ -1,9 +1,9 @@
 """Deduplication on metadata: repeated keys and exact copies (`exact`), near copies by pHash
 (`near`, over the Hamming search in `hamming`), crops and overlays by stored signatures and
-alignment (`aligned`, `signature`, `align`), exclusion of another dataset's copies
+alignment (`crops`, `image_signature`, `alignment`), exclusion of another dataset's copies
 (`exclude`), the one keeper rule (`keeper`), and the merge plan they produce together (`merge`)."""
 
-from .aligned import DEFAULT_ALIGN_RADIUS, AlignedDedup
+from .crops import DEFAULT_ALIGN_RADIUS, AlignedDedup
 from .exact import ExactDedup, repeated_keys
 from .exclude import ExcludeNear
 from .keeper import because, choose, provenance_rank

@@ -16,8 +16,8 @@ import pyarrow as pa
 
 from shards import Dataset
 
-from .. import signatures
-from .aligned import AlignedDedup, Signed, candidates, relation, verify
+from .. import signature_files
+from .crops import AlignedDedup, Signed, candidates, relation, verify
 from .hamming import across, parse_hex
 from .merge import Merge, places
 from .near import DEFAULT_RADIUS
@@ -35,7 +35,7 @@ class ExcludeNear:
     def __post_init__(self) -> None:
         for url in self.datasets:  # a wrong path fails now, not after hours of fetching
             Dataset(url)
-            signatures.check(url)
+            signature_files.check(url)
 
     def describe(self) -> dict[str, Any]:
         doc = {"stage": self.name, "datasets": list(self.datasets), "radius": self.radius}
@@ -48,7 +48,7 @@ class ExcludeNear:
         tables, names = [], []
         for url in self.datasets:
             index = Dataset(url).index.select(["key", "phash", "width", "height"])
-            tables.append(signatures.attach(index, signatures.of_dataset(url)))
+            tables.append(signature_files.attach(index, signature_files.of_dataset(url)))
             names += [url] * index.num_rows
         return pa.concat_tables(tables), names
 

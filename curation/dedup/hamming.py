@@ -15,7 +15,7 @@ Every candidate pair is verified with a popcount. Candidates are made in chunks 
 `budget` pairs, so a hot bucket (many hashes sharing a part) costs time, never memory; equal
 hashes are collapsed first (they are pairs at distance 0, listed directly), so the commonest hot
 bucket, one image many times, costs no search. The answer itself is every pair: k copies of a
-hash are k^2/2 pairs, so clustering searches the distinct values instead (`neardup.clusters`).
+hash are k^2/2 pairs, so clustering searches the distinct values instead (`near.clusters`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ library default alike.
 
 from __future__ import annotations
 
-from .align import DEFAULT_THRESHOLD
-from .aligned import DEFAULT_ALIGN_RADIUS, AlignedDedup
+from .alignment import DEFAULT_THRESHOLD
+from .crops import DEFAULT_ALIGN_RADIUS, AlignedDedup
 from .exact import ExactDedup
 from .exclude import ExcludeNear
 from .near import DEFAULT_RADIUS, NearDedup

@@ -7,7 +7,7 @@ each): at 4 every downscale to 1/4 and every JPEG re-encode from q60 is found, a
 each of the copies downscaled to 1/8 and brightened by 15%. The closest distinct pair is at 6
 (a star field and a brick wall under the same heavy watermark), and the fitted tail of
 distinct-photo distances predicts about 1 false pair among a million images at 4, 31 at 6.
-What 4 misses of the copies (1/8 downscales, crops, overlays) the aligned stage (`aligned.py`)
+What 4 misses of the copies (1/8 downscales, crops, overlays) the crops stage (`crops.py`)
 finds, with a check that pHash cannot make.
 """
 

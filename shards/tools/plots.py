@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from plumbing.atomic import atomic_write
 from plumbing.font import label_font
 from shards.format.limits import Limits
+from shards.format.pixels import to_rgb
 from shards.format.reader import Dataset, Sample
 from shards.intake.probe import check_decode_cost
 
@@ -39,7 +40,6 @@ DPI = 120
 # Contact sheet colours: dark, so that photos stand out and letterboxing stays quiet.
 SHEET_BACKGROUND = (18, 18, 20)
 LETTERBOX = (34, 34, 38)
-FLATTEN_ON = (128, 128, 128)  # neutral gray: neither white nor black hides a transparent image
 FAILED = (92, 24, 28)  # a failed cell is red, so it is seen among dozens of photos
 TEXT = (235, 235, 235)
 DIM_TEXT = (150, 150, 155)
@@ -215,25 +215,6 @@ def choose_keys(index: pa.Table, n: int, seed: int = 0) -> list[str]:
     """`n` distinct keys at random, at most all of them; the same seed gives the same keys."""
     picks = np.random.default_rng(seed).choice(index.num_rows, size=min(n, index.num_rows), replace=False)
     return index["key"].take(pa.array(picks, pa.int64())).to_pylist()
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    ):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*FLATTEN_ON, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        # Pillow cannot convert 16-bit and float images to RGB directly; scale them to 8 bits
-        # (32-bit modes mostly carry 16-bit data, so they scale the same when they exceed 255).
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or values.max(initial=0) > 255:
-            values = values / 257
-        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L").convert("RGB")
-    return image.convert("RGB")
 
 
 def _orient(image: Image.Image) -> Image.Image:

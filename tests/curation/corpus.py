@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "photos"
 

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from curation.engine import InlineEngine
-from curation.pipeline import curate
+from curation.entry import curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import PackConfig, pack_folder
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 from .helpers import fast_config
 

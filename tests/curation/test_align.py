@@ -1,13 +1,13 @@
-"""The alignment check behind crop- and overlay-robust dedup (`curation.dedup.align`), and the
-signature it reads (`curation.dedup.signature`)."""
+"""The alignment check behind crop- and overlay-robust dedup (`curation.dedup.alignment`), and the
+signature it reads (`curation.dedup.image_signature`)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from curation.dedup.align import Box, accept, align, phase_shift, resample, spectrum
-from curation.dedup.signature import SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature
-from tests.shards.images import blotches
+from curation.dedup.alignment import Box, accept, align, phase_shift, resample, spectrum
+from curation.dedup.image_signature import SIGNATURE_BYTES, THUMB_SIDE, WINDOWS, signature
+from tests.factories import blotches
 
 from .corpus import photo
 

@@ -14,13 +14,12 @@ from PIL import Image, ImageDraw
 
 from curation.dedup import stages
 from curation.engine import InlineEngine
-from curation.incremental import add
-from curation.pipeline import curate
-from curation.signatures import DATASET_SIGNATURES
+from curation.entry import add, curate
+from curation.signature_files import DATASET_SIGNATURES
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.tools.verify import verify_dataset
-from tests.shards.images import encode
+from tests.factories import encode
 
 from .corpus import photo
 from .helpers import fast_config, rejects_of
@@ -113,8 +112,8 @@ def test_two_crops_overlapping_by_half_or_shifted_by_a_fifth_stay_apart(tmp_path
 def test_a_small_crop_inside_two_overlapping_crops_does_not_chain_them():
     """Rows 0 and 1 are two views that only overlap; row 2, a crop of their overlap, was checked
     and accepted against each. A chain through row 2 would merge the two views: only row 2 goes."""
-    from curation.dedup.align import Alignment, Box
-    from curation.dedup.aligned import AlignedDedup
+    from curation.dedup.alignment import Alignment, Box
+    from curation.dedup.crops import AlignedDedup
 
     table = pa.table({"key": ["view-a", "view-b", "overlap"], "width": [960, 960, 880], "height": [640, 640, 600],
                       "format": ["jpeg"] * 3, "quality": [90] * 3, "nbytes": [1000] * 3, "source": ["folder"] * 3,
@@ -217,7 +216,7 @@ def test_exclude_reads_the_signatures_of_a_dataset_at_a_url(tmp_path):
     memory = fsspec.filesystem("memory")
     memory.put(str(test_set), "/exclude-test-set", recursive=True)
     try:
-        from curation import signatures
+        from curation import signature_files as signatures
 
         remote = signatures.of_dataset("memory:///exclude-test-set")
         assert remote is not None and remote.equals(signatures.of_dataset(test_set))

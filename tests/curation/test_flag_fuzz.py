@@ -13,7 +13,7 @@ import pytest
 
 from curation.cli import main
 from tests.cli_outcome import check_flag_outcome, run_main
-from tests.shards.images import encode, gradient
+from tests.factories import encode, gradient
 
 VALUES = ["0", "-1", "nan", "inf", "1e308", str(10**30), ""]
 HUGE = str(10**30)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from curation.engine import InlineEngine, RayEngine
-from curation.pipeline import curate
+from curation.entry import curate
 from curation.sources.flickr.api import ApiConfig, Credentials
 from curation.sources.flickr.discovery import SearchQuery
 from curation.sources.flickr.licenses import REUSE

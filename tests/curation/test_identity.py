@@ -24,10 +24,10 @@ from PIL import Image
 
 from curation.cli import main
 from curation.engine import InlineEngine, RayEngine
+from curation.entry import curate
 from curation.items import FetchError
-from curation.pipeline import curate
 from curation.sources.urllist import UrlListSource
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 from .helpers import fast_config, write_csv
 

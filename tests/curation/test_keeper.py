@@ -4,10 +4,10 @@ import itertools
 
 import pytest
 
+from curation.dedup.image_signature import jpeg_quality, signature
 from curation.dedup.keeper import because, choose
-from curation.dedup.signature import jpeg_quality, signature
 from shards.intake.probe import decode_image
-from tests.shards.images import blotches, encode
+from tests.factories import blotches, encode
 
 
 def row(key, width=100, height=100, fmt="jpeg", quality=None, nbytes=1000, **provenance):

@@ -13,13 +13,12 @@ from PIL import Image
 
 from curation.dedup import ExactDedup, ExcludeNear, NearDedup
 from curation.engine import InlineEngine
-from curation.incremental import add
-from curation.pipeline import curate
+from curation.entry import add, curate
 from curation.sources.folder import FolderSource
 from shards import Dataset
 from shards.intake.pack import file_key
 from shards.tools.verify import verify_dataset
-from tests.shards.images import encode
+from tests.factories import encode
 
 from .corpus import photo
 from .helpers import FAST_FETCH, fast_config, rejects_of

@@ -176,7 +176,7 @@ def test_a_slice_commits_by_its_marker_and_an_attempt_without_one_is_never_read(
     _, bucket = s3
     source = FolderSource(str(image_folder(tmp_path / "images", n=3)))
     staging = RemoteFolder.parse(f"s3://{bucket}/ds/work/staging")
-    work = WorkDir(tmp_path / "mirror" / "work", remote=staging)
+    work = WorkDir.mirroring(tmp_path / "mirror", staging)
     task = Slice(0, tuple(source.items()))
     staging.put_bytes("slice-000000/0badc0ffee00/index.parquet", b"a killed attempt: no marker")
     assert work.done(0) is None

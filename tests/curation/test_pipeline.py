@@ -7,10 +7,11 @@ import os
 import pytest
 
 from curation.engine import InlineEngine
+from curation.entry import curate
 from curation.items import url_key
-from curation.pipeline import curate, status
 from curation.sources.folder import FolderSource
 from curation.sources.urllist import UrlListSource
+from curation.status import status
 from shards import Dataset, DatasetError
 from shards.intake.pack import file_key
 from shards.tools.verify import verify_dataset

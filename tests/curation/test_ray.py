@@ -4,7 +4,8 @@ through the actor, and the dataset is the one the inline engine makes."""
 import pytest
 
 from curation.engine import InlineEngine, RayEngine
-from curation.pipeline import Events, curate
+from curation.entry import curate
+from curation.pipeline import Events
 from curation.sources.urllist import UrlListSource
 from shards.tools.verify import verify_dataset
 
@@ -42,10 +43,10 @@ def test_ray_run_equals_the_inline_run(ray_session, tmp_path, image_server, corp
 def test_a_cluster_job_ships_the_packages_that_slices_import():
     from pathlib import Path
 
-    from curation.engine import shipped_packages
+    from curation.cluster import shipped_packages
 
     env = shipped_packages()
-    assert [Path(d).name for d in env["py_modules"]] == ["shards", "curation"]  # never training (torch)
+    assert [Path(d).name for d in env["py_modules"]] == ["plumbing", "shards", "curation"]  # never training (torch)
     assert {"__pycache__/", "*.py[cod]"} <= set(env["excludes"])
 
 

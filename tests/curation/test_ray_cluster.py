@@ -32,8 +32,8 @@ import s3fs
 
 from tests.s3server import ACCESS_KEY, SECRET_KEY
 
-from .conftest import ImageServer
 from .helpers import snapshot
+from .image_server import ImageServer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

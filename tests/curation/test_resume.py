@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from curation.pipeline import status
+from curation.status import status
 
 from .helpers import snapshot
 

@@ -148,7 +148,7 @@ def with_checksum(header: bytes) -> bytes:
 def make_world(tmp_path: Path) -> tuple[Path, Path, Path]:
     """An honest 4-sample dataset, an output folder, and an `outside` folder nothing may touch
     (it holds a copy of the shard, as a target for escaping names, and a `conftest.py`)."""
-    from .conftest import make_dataset
+    from tests.factories import make_dataset
 
     root, out, outside = tmp_path / "ds", tmp_path / "out", tmp_path / "outside"
     make_dataset(root, n=4)

@@ -19,8 +19,7 @@ from plumbing.escape import md, safe_url
 from shards import DatasetWriter, WriterConfig
 from shards.tools.cli import build_parser, main
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
-
-from .conftest import make_sample
+from tests.factories import make_sample
 
 HOSTILE_TITLE = "<script>alert(1)</script>\x1b[31m"
 HOSTILE_NAME = "set <b>$x$</b> | [click](javascript:alert(1))\n# heading"

@@ -13,8 +13,7 @@ from PIL import Image
 from plumbing.console import parse_size
 from shards.intake.pack import file_key
 from shards.tools.cli import main
-
-from .images import encode, gradient
+from tests.factories import encode, gradient
 
 COMMANDS_ON_A_DATASET = [
     ["info", "{ds}"], ["info", "{ds}", "--json"], ["ls", "{ds}"], ["show", "{ds}", "file-0"],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_dataset
+from tests.factories import make_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,7 @@ import pytest
 
 from shards.tools.cli import main
 from tests.cli_outcome import check_flag_outcome, run_main
-
-from .conftest import make_dataset
-from .images import encode, gradient
+from tests.factories import encode, gradient, make_dataset
 
 VALUES = ["0", "-1", "nan", "inf", "1e308", str(10**30), ""]
 

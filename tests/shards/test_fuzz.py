@@ -19,8 +19,8 @@ from shards.format.schema import SampleMeta
 from shards.tools.render import info_report
 from shards.tools.stats import summarize
 from shards.tools.verify import verify_dataset
+from tests.factories import make_dataset
 
-from .conftest import make_dataset
 from .hostile import SHARD0, index_rows, write_index
 
 EXTREME_INTS = [0, -1, 1, 511, 512, 513, 2**31 - 1, -(2**31), 2**62, -(2**62), 2**63 - 1]

@@ -26,10 +26,9 @@ import pytest
 from shards import DatasetWriter, WriterConfig
 from shards.format.schema import INDEX_SCHEMA
 from shards.intake.probe import probe_image
+from tests.factories import encode, gradient, make_dataset, make_sample
 
-from .conftest import make_dataset, make_sample
 from .hostile import SHARD0, read_manifest, repin, write_manifest
-from .images import encode, gradient
 from .test_hostile import one_line_error, run_cli
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from shards import Dataset
+from tests.factories import make_dataset
+from tests.servers import RangeRequestHandler
 
-from ..conftest import RangeRequestHandler
-from .conftest import make_dataset
 from .hostile import SHARD0, index_rows, read_manifest, write_manifest
 from .test_hostile import one_line_error, run_cli
 from .test_hostile_deep import MEMORY_BOUND_MB, measured

@@ -9,9 +9,9 @@ import pytest
 
 from shards.format.tario import BLOCK
 from shards.tools.cli import main
+from tests.factories import make_dataset
 
 from . import hostile
-from .conftest import make_dataset
 from .hostile import (
     SHARD0,
     index_rows,

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from shards.format.index import index_table
+from shards.format.pixels import FLATTEN_ON
 from shards.format.reader import Dataset
 from shards.format.schema import SampleMeta
 from shards.format.writer import DatasetWriter
@@ -211,7 +212,7 @@ def test_decode_thumbnail_converts_odd_modes():
         assert max(thumbnail.size) == THUMB, key
     # Transparent corners land on neutral gray, the opaque centre keeps its green.
     rgba = np.asarray(plots.decode_thumbnail(images["rgba-png"], THUMB)).astype(int)
-    assert np.abs(rgba[2, 2] - plots.FLATTEN_ON).max() <= 2
+    assert np.abs(rgba[2, 2] - FLATTEN_ON).max() <= 2
     assert rgba[32, 32, 1] > 180 and rgba[32, 32, 0] < 30
     # 16-bit data is scaled into 8 bits, not clipped to white.
     sixteen = np.asarray(plots.decode_thumbnail(images["sixteen-bit"], THUMB))

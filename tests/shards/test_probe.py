@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from shards.intake.probe import ProbeError, probe_image
-
-from .images import encode, gradient
+from tests.factories import encode, gradient
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

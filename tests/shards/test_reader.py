@@ -78,8 +78,7 @@ def test_get_reads_a_long_json_in_a_second_read(tmp_path):
     import dataclasses
 
     from shards import DatasetWriter
-
-    from .conftest import make_sample
+    from tests.factories import make_sample
 
     meta, data = make_sample(0, 32, 24)
     meta = dataclasses.replace(meta, extra={"duplicates": [f"url-{i:020d}" for i in range(400)]})

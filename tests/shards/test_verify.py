@@ -10,9 +10,9 @@ import pytest
 
 from shards import DatasetError
 from shards.tools.verify import Problem, VerifyReport, verify_dataset
+from tests.factories import make_dataset
 
 from . import hostile
-from .conftest import make_dataset
 from .hostile import index_rows, repin
 
 SHARD0 = "shards/shard-000000.tar"

@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.factories import encode, gradient, write_dataset
 from training.networks.discriminator import DiscriminatorConfig
 from training.networks.generator import GeneratorConfig
 from training.run.config import TrainConfig, loader_settings, without_scale_cond
-
-from ..shards.images import encode, gradient
-from .helpers import write_dataset
 
 TINY_G = GeneratorConfig(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, num_layers=3, critical_layers=1,
                          channel_base=256, channel_max=16, scale_dim=16)

@@ -7,9 +7,8 @@ import sys
 import numpy as np
 from PIL import Image
 
+from tests.factories import small_dataset
 from training.commands.train import main
-
-from .helpers import small_dataset
 
 
 def test_preview_writes_sheet_plots_and_arrays(tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from shards.intake.probe import TRANSPOSED_ORIENTATIONS
+from tests.factories import encode, meta_for, textured
 from training.geometry import draw_patch, patch_to_native, pixel_centres
 from training.loader.decode import (
     ORIENT_OPS,
@@ -22,8 +23,7 @@ from training.loader.decode import (
 )
 from training.loader.sampler import StreamConfig, render_sample
 
-from ..shards.images import encode
-from .helpers import coordinate_image, meta_for, stored_for, textured
+from .helpers import coordinate_image, stored_for
 
 # The stated accuracy of the fast path against the reference (DESIGN.md 3 geometry is exact;
 # only the low-pass of reduced decoding differs): no patch below this PSNR, and patches decoded

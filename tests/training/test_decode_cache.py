@@ -8,12 +8,11 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+from tests.factories import small_dataset
 from training.loader.decode import Decoded
 from training.loader.decode_cache import DecodeCache
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig
-
-from .helpers import small_dataset
 
 
 def decoded(side: int) -> Decoded:

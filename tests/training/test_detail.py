@@ -15,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.factories import encode, write_dataset
 from training.eval.metrics import spectrum_rows
 from training.eval.names import METRICS
 from training.eval.spectrum import band_power, grey, imaging_from, octave_edges, tone_power, upsample_lanczos
@@ -22,9 +23,6 @@ from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig
 from training.networks.losses import masked_l1, to_teacher_frame
 from training.networks.render import view
-
-from ..shards.images import encode
-from .helpers import write_dataset
 
 R = P = 32
 CPU = torch.device("cpu")

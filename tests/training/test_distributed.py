@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from .helpers import small_dataset
+from tests.factories import small_dataset
 
 WORKER = textwrap.dedent("""
     import json, sys

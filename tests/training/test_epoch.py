@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from tests.factories import small_dataset
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig
 from training.run.loop import DataStream
-
-from .helpers import small_dataset
 
 STREAM = StreamConfig(size=16, patches_per_image=1)
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from shards.format.reader import Dataset
+from tests.factories import encode, gradient, write_dataset
 from training import checkpoint
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
@@ -19,10 +20,8 @@ from training.eval.sources import RealSpec, choose_tile, fake_images, latents, l
 from training.loader.pipeline import PatchLoader
 from training.networks.render import identity_view
 
-from ..shards.images import encode, gradient
 from .eval_helpers import CountingFeatures, write_snapshots
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401 - a fixture
-from .helpers import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import encode, gradient, write_dataset
 from training.commands.train import main
 from training.commands.train_flags import PRESET_NAMES
 from training.run.config import PRESETS
 
-from ..shards.images import encode, gradient
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
-from .helpers import write_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

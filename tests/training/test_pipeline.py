@@ -12,11 +12,9 @@ from PIL import Image
 
 from shards import Dataset, IndexFilter
 from shards.format.tario import BLOCK, padded
+from tests.factories import encode, gradient, small_dataset, write_dataset
 from training.loader.pipeline import LoaderConfig, PatchLoader, PatchStream, make_parts, reader_parts
 from training.loader.sampler import StreamConfig
-
-from ..shards.images import encode, gradient
-from .helpers import small_dataset, write_dataset
 
 STREAM = StreamConfig(size=16, patches_per_image=1)  # one patch per sample: coverage is exact
 

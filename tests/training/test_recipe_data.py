@@ -16,6 +16,7 @@ from PIL import Image
 from scipy import stats
 
 from plumbing.errors import ConfigError
+from tests.factories import encode, textured
 from training import checkpoint, dist
 from training.commands.train_flags import config_from_args
 from training.errors import TrainingError
@@ -27,9 +28,8 @@ from training.run.config import PRESETS
 from training.run.loop import make_streams, train
 from training.run.validate import open_datasets
 
-from ..shards.images import encode
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401
-from .helpers import stored_for, textured
+from .helpers import stored_for
 from .test_decode import coordinate_maps, expected_coordinates
 
 CPU = dist.World(0, 1, torch.device("cpu"), False)

@@ -19,14 +19,13 @@ import pytest
 
 from shards import DatasetWriter, WriterConfig
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
+from tests.factories import encode, gradient, meta_for
 from training.commands.generate import main as generate_main
 from training.commands.train import build_parser, main, train
 from training.run import run_report as html_report
 
-from ..shards.images import encode, gradient
 from .chromium import Chromium, find_chromium, screenshot_is_blank
 from .gan_helpers import tiny_config
-from .helpers import meta_for
 
 HOSTILE_TITLE = "<script>alert(1)</script>\x1b[31m"
 LICENCES = [("cc-by-4.0", "https://creativecommons.org/licenses/by/4.0/"),

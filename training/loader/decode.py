@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from shards.format.limits import Limits
+from shards.format.pixels import to_rgb
 from shards.intake.probe import ProbeError, check_decode_cost
 
 from ..geometry import PatchDraw
@@ -118,15 +119,6 @@ def decode(data: bytes, orientation: int, reduction: int = 1) -> Decoded:
     except Exception as exc:  # every decoder failure is the sample's, never the loader's
         raise DecodeError("corrupt-image", f"{type(exc).__name__}: {exc}") from None
     return Decoded(image, actual, orientation, stored)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit to 8-bit by the top byte; Pillow's own conversion would clip at 255.
-        return image.point(lambda v: v / 256).convert("L").convert("RGB")
-    return image.convert("RGB")  # alpha is dropped: a patch shows the stored colour underneath
 
 
 def mirrored(pixels: np.ndarray, draw: PatchDraw) -> np.ndarray:

@@ -6,7 +6,7 @@ fractions of the displayed width and height). A copy cropped by up to about 6% p
 like one of the original's inset windows (`INSETS`), and a copy with an overlay in a corner or
 along an edge still shares a window that leaves that band out (`BANDS`). A small grey
 thumbnail of the whole image lets the dedup stage check a candidate pair by aligning one image
-inside the other (`align.py`). And a JPEG's quality, estimated from its quantisation tables,
+inside the other (`alignment.py`). And a JPEG's quality, estimated from its quantisation tables,
 tells the keeper rule which of two equal-sized copies is the better one.
 
 Stored bytes per sample: 8 hashes (64 bytes), the 32 x 32 thumbnail (1,024) and the quality

@@ -1,11 +1,11 @@
 """Crops and overlays: the second near-duplicate stage, on stored signatures only.
 
-Candidates come from the windows' hashes (`signature.WINDOWS`), searched within a radius:
+Candidates come from the windows' hashes (`image_signature.WINDOWS`), searched within a radius:
 - one image's full frame against another's inset windows: a crop of up to ~6% per side;
 - full frame against full frame, and each band-free window against the same window of the
   other: a smaller crop, or an overlay in a corner or along an edge.
 
-Each candidate pair is then checked by alignment (`align.py`): it is a copy only when one image
+Each candidate pair is then checked by alignment (`alignment.py`): it is a copy only when one image
 sits inside the other at a uniform scale and their aligned thumbnails agree. Half-overlapping
 crops, shifted views of one scene and tiles of one photo stick out of each other's frame and
 stay distinct. The best copy by the keeper rule (`keeper.py`) absorbs the copies it was checked
@@ -27,11 +27,11 @@ import pyarrow.compute as pc
 
 from plumbing.errors import ConfigError
 
-from .align import DEFAULT_THRESHOLD, Alignment, Box, accept, align
+from .alignment import DEFAULT_THRESHOLD, Alignment, Box, accept, align
 from .hamming import across, within
+from .image_signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
 from .keeper import because, choose, records
 from .merge import Merge, places
-from .signature import BANDS, FULL, INSETS, WINDOWS, hashes_of, thumbs_of
 
 DEFAULT_ALIGN_RADIUS = 6
 ALIGNED_REASON = "near-duplicate"
@@ -42,7 +42,7 @@ SAME_FRAME = Box(0.015, 0.015, 0.97, 0.97)  # a same-window match: equal frames 
 class Candidate:
     a: int  # rows in the signed table
     b: int
-    window_a: int  # indexes into signature.WINDOWS
+    window_a: int  # indexes into image_signature.WINDOWS
     window_b: int
 
 
@@ -69,7 +69,7 @@ class Signed:
 
 
 def window_box(window: int) -> Box:
-    """A window of `signature.WINDOWS` as a box in its image's frame."""
+    """A window of `image_signature.WINDOWS` as a box in its image's frame."""
     left, top, right, bottom = WINDOWS[list(WINDOWS)[window]]
     return Box(left, top, 1 - left - right, 1 - top - bottom)
 

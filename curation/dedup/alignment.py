@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .signature import THUMB_SIDE
+from .image_signature import THUMB_SIDE
 
 DEFAULT_THRESHOLD = 0.85  # trimmed correlation of aligned thumbnails; bench/calibrate_dedup.py
 QUADRANT_FLOOR = 0.4  # three quadrants at least this correlated: true copies 0.63 and up, calibrated

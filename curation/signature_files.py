@@ -1,4 +1,4 @@
-"""Where the dedup signatures (`dedup/signature.py`) live, and how they meet the metadata.
+"""Where the dedup signatures (`dedup/image_signature.py`) live, and how they meet the metadata.
 
 A fetch slice writes `signatures.parquet` beside its index, one row per kept sample in index
 order, before its completion marker. A finished dataset keeps the signatures of its samples
@@ -20,7 +20,7 @@ from shards import DatasetError
 from shards.format.manifest import WORK_DIR
 from shards.storage.location import Location
 
-from .dedup.signature import SCHEMA
+from .dedup.image_signature import SCHEMA
 
 __all__ = ["DATASET_SIGNATURES", "SCHEMA", "SIGNATURES_NAME", "attach", "check", "of_dataset", "read", "select"]
 
