@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from mechanism_data import Texture  # noqa: E402
 from mechanism_measure import generated, real_patches, tone  # noqa: E402
 
-from training.eval_cli import snapshot_kimg  # noqa: E402
-from training.run.checkpoint import load_generator  # noqa: E402
+from training.checkpoint import load_generator  # noqa: E402
+from training.commands.eval import snapshot_kimg  # noqa: E402
 from training.run.config import PRESETS  # noqa: E402
 from training.run.loop import train  # noqa: E402
 

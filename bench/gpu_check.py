@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shards.tools.cli import main as shards_main  # noqa: E402
-from training.cli import main as train_main  # noqa: E402
+from training import checkpoint  # noqa: E402
+from training.commands.train import main as train_main  # noqa: E402
 from training.networks import resample  # noqa: E402
 from training.networks.render import render_full  # noqa: E402
-from training.run import checkpoint  # noqa: E402
 from training.run.config import PRESETS  # noqa: E402
 
 STEPS, TICKS = 20, 4

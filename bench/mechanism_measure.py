@@ -15,12 +15,12 @@ import torch
 from mechanism_data import Texture
 
 from shards import Dataset
+from training.checkpoint import load_generator
+from training.commands.eval import snapshot_kimg
 from training.eval.sources import RealSpec, fake_images, latents, real_batches
 from training.eval.spectrum import band_power, grey, octave_edges, tone_power
-from training.eval_cli import snapshot_kimg
 from training.networks.generator import Generator
 from training.networks.render import identity_view
-from training.run.checkpoint import load_generator
 
 EVAL_SEED = 12345  # the real windows and the latents, the same for every arm and seed
 P = 32  # the tiny preset's patch side

@@ -10,9 +10,9 @@ import pytest
 from curation.cli import build_parser as curate_parser
 from shards.tools.cli import build_parser as shards_parser
 from tests.cli_outcome import unexplained_flags
-from training.cli import build_parser as train_parser
-from training.eval_cli import build_parser as eval_parser
-from training.generate_cli import build_parser as generate_parser
+from training.commands.eval import build_parser as eval_parser
+from training.commands.generate import build_parser as generate_parser
+from training.commands.train import build_parser as train_parser
 
 COMMANDS = {"anyres-shards": shards_parser, "anyres-curate": curate_parser, "anyres-train": train_parser,
             "anyres-eval": eval_parser, "anyres-generate": generate_parser}

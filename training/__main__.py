@@ -3,15 +3,15 @@
 
 import sys
 
-from .cli import main
+from .commands.train import main
 
 if __name__ == "__main__":  # importing the module (as the layering test does) runs nothing
     if sys.argv[1:2] == ["generate"]:  # anyres-generate, a command of its own
-        from .generate_cli import main as generate
+        from .commands.generate import main as generate
 
         sys.exit(generate(sys.argv[2:]))
     if sys.argv[1:2] == ["eval"]:  # anyres-eval, also under torchrun
-        from .eval_cli import main as evaluate
+        from .commands.eval import main as evaluate
 
         sys.exit(evaluate(sys.argv[2:]))
     sys.exit(main())

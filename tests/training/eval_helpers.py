@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
+from training import checkpoint
 from training.eval.features import FeatureNet
-from training.run import checkpoint
 from training.run.trainer import Trainer
 
 from .gan_helpers import tiny_config

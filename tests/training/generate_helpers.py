@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
+from training import checkpoint
 from training.networks.discriminator import Discriminator
 from training.networks.generator import Generator, GeneratorConfig
-from training.run import checkpoint
 
 from .gan_helpers import TINY_D, TINY_G, tiny_config
 

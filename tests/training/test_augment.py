@@ -11,13 +11,13 @@ import torch
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
-from training.cli import build_parser, main
+from training import checkpoint
+from training.commands.train import build_parser, main
+from training.commands.train_flags import config_from_args
 from training.networks.augment import Augment, AugmentConfig, apply_geometry
 from training.networks.discriminator import Discriminator
-from training.run import checkpoint
 from training.run.config import PRESETS
 from training.run.trainer import Trainer
-from training.train_cli import config_from_args
 
 from .gan_helpers import TINY, TINY_D, one_thread  # noqa: F401  (fixture)
 

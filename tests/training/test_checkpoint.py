@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from training import checkpoint
 from training.errors import TrainingError
 from training.geometry import pixel_centres
 from training.networks.render import identity_view, pixel_grid, view
-from training.run import checkpoint
 from training.run.trainer import Trainer
 
 from .gan_helpers import TINY_G, tiny_config
@@ -100,3 +100,25 @@ def test_a_checkpoint_of_the_earlier_generator_is_one_user_error(saved, tmp_path
     checkpoint.save(tmp_path / "odd.pt", state)
     with pytest.raises(TrainingError, match="power of two"):
         checkpoint.load_generator(tmp_path / "odd.pt")
+
+
+def test_weights_that_do_not_fit_their_config_are_one_user_error(saved, tmp_path):
+    """anyres-generate and anyres-eval load through load_generator: a snapshot whose G_ema is
+    missing, or holds other tensors than its config's network, ends in one line."""
+    path, _, _ = saved
+    state = checkpoint.load(path)
+    g_ema = state["trainer"].pop("G_ema")
+    checkpoint.save(tmp_path / "none.pt", state)
+    with pytest.raises(TrainingError, match="holds no G_ema"):
+        checkpoint.load_generator(tmp_path / "none.pt")
+    state["trainer"]["G_ema"] = {k: v.reshape(-1)[:1] for k, v in g_ema.items()}
+    checkpoint.save(tmp_path / "misshapen.pt", state)
+    with pytest.raises(TrainingError, match="does not fit its own config") as caught:
+        checkpoint.load_generator(tmp_path / "misshapen.pt", what="snapshot")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("snapshot ")
+
+
+def test_with_state_hands_over_the_saved_config_and_step_without_the_weights(saved):
+    path, _, cfg = saved
+    g, state = checkpoint.load_generator(path, with_state=True)
+    assert g.cfg == cfg.g and state["step"] == 0 and state["config"] == cfg.to_dict() and "trainer" not in state

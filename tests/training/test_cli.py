@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from tests.factories import small_dataset
-from training.cli import main
+from training.commands.train import main
 
 
 def test_preview_writes_sheet_plots_and_arrays(tmp_path, capsys):

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
-from training.eval_cli import main
-from training.run import checkpoint
+from training import checkpoint
+from training.commands.eval import main
 from training.run.loop import train
 from training.run.trainer import Trainer
 

@@ -16,9 +16,9 @@ import pytest
 
 from shards.format.reader import Dataset
 from tests.cli_outcome import one_error_line, run_main
+from training.commands.eval import load, main
 from training.eval.ranks import Ranks, joined
 from training.eval.sources import RealSpec, fake_set, real_set
-from training.eval_cli import load, main
 
 from .eval_helpers import CountingFeatures, write_snapshots
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread  # noqa: F401 - a fixture
@@ -41,9 +41,9 @@ def read_rows(folder: Path) -> list[dict]:
 
 
 def torchrun(argv: list[str]) -> subprocess.CompletedProcess:
-    """The documented launch: torchrun -m training.eval_cli, two processes on the CPU (gloo)."""
+    """The documented launch: torchrun -m training.commands.eval, two processes on the CPU (gloo)."""
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "training.eval_cli", *argv], capture_output=True, text=True, timeout=120, cwd=REPO,
+                           "-m", "training.commands.eval", *argv], capture_output=True, text=True, timeout=120, cwd=REPO,
                           env=SUBPROCESS_ENV)
 
 
@@ -55,7 +55,7 @@ def two_ranks(argv: list[str], timeout: float = 90) -> list[tuple[int, str, str]
         port = sock.getsockname()[1]
     env = {**SUBPROCESS_ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
            "LOCAL_WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, "-m", "training.eval_cli", *argv], cwd=REPO, text=True,
+    procs = [subprocess.Popen([sys.executable, "-m", "training.commands.eval", *argv], cwd=REPO, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(2)]
     try:

@@ -12,13 +12,13 @@ import torch
 
 from shards.format.reader import Dataset
 from tests.factories import encode, gradient, write_dataset
+from training import checkpoint
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
 from training.eval.metrics import EvalConfig, Evaluator, scale_bin
 from training.eval.sources import RealSpec, choose_tile, fake_images, latents, loader_config, upsample_window
 from training.loader.pipeline import PatchLoader
 from training.networks.render import identity_view
-from training.run import checkpoint
 
 from .eval_helpers import CountingFeatures, write_snapshots
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401 - a fixture

@@ -13,7 +13,7 @@ import pytest
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
-from training.cli import main
+from training.commands.train import main
 from training.run.config import PRESETS
 
 BAD = ["0", "-1", "nan", "inf", "-inf", "1e308", str(10**30), ""]

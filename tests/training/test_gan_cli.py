@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.factories import encode, gradient, write_dataset
-from training.cli import main
+from training.commands.train import main
+from training.commands.train_flags import PRESET_NAMES
 from training.run.config import PRESETS
-from training.train_cli import PRESET_NAMES
 
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
 
@@ -109,7 +109,7 @@ def test_tiny_preset_trains_through_the_cli(tmp_path):
 def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch):
     """What the checks before a run open is handed on to the run, not opened again."""
     import shards.format.reader
-    from training.run import checkpoint
+    from training import checkpoint
     from training.run.loop import train
 
     data = gan_dataset(tmp_path / "ds", n=4)

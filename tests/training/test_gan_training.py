@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.run import checkpoint
+from training import checkpoint
 from training.run.loop import train
 
 from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401

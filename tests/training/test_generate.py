@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from tests.cli_outcome import run_main
+from training import checkpoint
+from training.commands.generate import main
 from training.generate import zoom as zoom_module
+from training.generate.outputs import mapped
 from training.generate.png import PngStream
-from training.generate.run import mapped
 from training.generate.tiles import Tiling, render_rows, render_tiles
-from training.generate_cli import main
 from training.geometry import patch_transform
 from training.networks.render import identity_view, to_uint8
-from training.run import checkpoint
 
 from .gan_helpers import TINY_G, one_thread  # noqa: F401
 from .generate_helpers import save_snapshot
@@ -224,7 +224,7 @@ def test_the_zoom_writes_its_frames_a_webp_and_says_whether_an_mp4_was_written(
 
 
 def test_a_failing_video_writer_costs_only_the_mp4(snapshot, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("training.generate.run.video_backend", lambda: "av")
+    monkeypatch.setattr("training.generate.outputs.video_backend", lambda: "av")
     monkeypatch.setitem(__import__("sys").modules, "av", None)  # `import av` raises ImportError
     out = generate(capsys, snapshot, "--out", tmp_path, "--zoom", "--frames", 2, "--frame-size", 16)
     assert "no MP4: av could not write it (ModuleNotFoundError" in out

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
+from training.commands.generate import main
 from training.generate.seeds import parse_seeds
-from training.generate_cli import main
 
 from .gan_helpers import one_thread  # noqa: F401
 from .generate_helpers import save_snapshot

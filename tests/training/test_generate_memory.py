@@ -1,7 +1,7 @@
 """The host-memory bound of anyres-generate, measured (issue 13): an 8192 x 8192 PNG is rendered by
 tiles in a child process whose peak RSS is read with getrusage, against the same command at
 1024 x 1024 (the process, torch, its network and a batch of tiles: everything that does not grow
-with the image). The stated bound (generate_cli.MEMORY, memory.host_bound) says the difference
+with the image). The stated bound (commands/generate.MEMORY, memory.host_bound) says the difference
 is a few rows of tiles, not the image's 192 MiB.
 
 The generator is MICRO_G (two layers of 4 channels), not TINY_G: on two shared CPU cores TINY_G
@@ -28,7 +28,7 @@ from .generate_helpers import MICRO_G, save_snapshot
 TILE, BATCH = 128, 8
 PEAK = """
 import resource, sys
-from training.generate_cli import main
+from training.commands.generate import main
 code = main(sys.argv[1:])
 print("peak-rss-kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(code)

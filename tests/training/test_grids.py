@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from training.generate.run import mapped
+from training.generate.outputs import mapped
 from training.networks.generator import Generator
 from training.networks.render import identity_view, to_uint8
 from training.run.grids import GAP, enlarged, labelled, panorama_grid, sample_grid

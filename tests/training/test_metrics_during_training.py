@@ -16,12 +16,13 @@ import torch
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import one_error_line, run_main
-from training.cli import main
+from training import checkpoint
+from training.commands.eval import load
+from training.commands.train import main
 from training.errors import TrainingError
 from training.eval.cache import StatsCache
 from training.eval.metrics import EvalConfig, Evaluator
-from training.eval_cli import load
-from training.run import checkpoint, measure
+from training.run import measure
 from training.run.config import PRESETS
 from training.run.loop import train
 from training.run.validate import open_dataset
@@ -127,8 +128,8 @@ def test_a_metric_the_data_cannot_serve_ends_the_run_before_its_first_step(runs,
 
 
 def test_the_flags_reach_the_config(tmp_path):
-    from training.cli import build_parser
-    from training.train_cli import config_from_args
+    from training.commands.train import build_parser
+    from training.commands.train_flags import config_from_args
 
     common = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
     cfg = config_from_args(build_parser().parse_args(common))

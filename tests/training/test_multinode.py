@@ -35,9 +35,9 @@ import pytest
 import torch
 
 from shards.format.reader import Dataset
+from training import checkpoint
 from training.errors import TrainingError
 from training.networks.generator import Generator
-from training.run import checkpoint
 from training.run.validate import check_run
 
 from .gan_helpers import SUBPROCESS_ENV, TINY_G, gan_dataset, tiny_config
@@ -91,7 +91,7 @@ WORKER = textwrap.dedent("""
         return result
 
     loop.DataStream.next, loop.Run.snapshot, loop.Run.run = next_batch, snapshot, run
-    loop.report.plot_curves = lambda records, path: None  # curves.png: 2 s of matplotlib a snapshot
+    loop.stats_log.plot_curves = lambda records, path: None  # curves.png: 2 s of matplotlib a snapshot
     loop.train(cfg)
     sys.stdout.flush()
     os._exit(0)  # trained and saved: skip the interpreter's teardown of torch and scipy (2-3 s of CPU)

@@ -14,18 +14,18 @@ from PIL import Image
 
 from tests.cli_outcome import run_main
 from tests.factories import meta_for, write_dataset
-from training.cli import main as train_main
-from training.generate.run import mapped
+from training import checkpoint
+from training.commands.generate import main as generate_main
+from training.commands.train import main as train_main
+from training.generate.outputs import mapped
 from training.generate.tiles import Tiling, render_rows
-from training.generate_cli import main as generate_main
 from training.loader.decode import decode
-from training.loader.panorama import draw_frame, render_frame
+from training.loader.panorama_frames import draw_frame, render_frame
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import Skip, StreamConfig, render_sample
+from training.networks.cross_frame import spliced_frames
 from training.networks.generator import Generator
-from training.networks.panorama import spliced_frames
 from training.networks.render import view
-from training.run import checkpoint
 from training.run.loop import train
 
 from .gan_helpers import TINY_G, one_thread, tiny_config  # noqa: F401

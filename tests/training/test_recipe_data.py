@@ -17,16 +17,16 @@ from scipy import stats
 
 from plumbing.errors import ConfigError
 from tests.factories import encode, textured
+from training import checkpoint, dist
+from training.commands.train_flags import config_from_args
 from training.errors import TrainingError
 from training.geometry import Canvas, PatchDraw, draw_patch
 from training.loader.decode import decode, oriented, render_patch, render_reference
 from training.loader.pipeline import LoaderConfig, PatchLoader
 from training.loader.sampler import StreamConfig, draw_patches
-from training.run import checkpoint, dist
 from training.run.config import PRESETS
 from training.run.loop import make_streams, train
 from training.run.validate import open_datasets
-from training.train_cli import config_from_args
 
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401
 from .helpers import stored_for
@@ -45,7 +45,7 @@ def preset_config(data: Path, out: Path, stream: dict | None = None, **overrides
 
 
 def parse(*argv: str):
-    from training.cli import build_parser
+    from training.commands.train import build_parser
 
     return config_from_args(build_parser().parse_args(["train", *argv]))
 

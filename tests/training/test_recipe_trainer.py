@@ -16,7 +16,7 @@ import torch
 
 from plumbing.errors import ConfigError
 from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
-from training.cli import main
+from training.commands.train import main
 from training.errors import TrainingError
 from training.geometry import patch_transform
 from training.networks.losses import masked_l1, r1_penalty, teacher_loss, to_teacher_frame

@@ -20,10 +20,9 @@ import pytest
 from shards import DatasetWriter, WriterConfig
 from tests.cli_outcome import one_error_line, run_main, unexplained_flags
 from tests.factories import encode, gradient, meta_for
-from training.cli import build_parser, main
-from training.generate_cli import main as generate_main
-from training.run import html_report
-from training.run.loop import train
+from training.commands.generate import main as generate_main
+from training.commands.train import build_parser, main, train
+from training.run import run_report as html_report
 
 from .chromium import Chromium, find_chromium, screenshot_is_blank
 from .gan_helpers import tiny_config

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from tests.cli_outcome import one_error_line, run_main
-from training.cli import build_parser, main
+from training import checkpoint
+from training.commands.train import build_parser, main
+from training.commands.train_flags import config_from_args
 from training.errors import TrainingError
-from training.run import checkpoint
 from training.run.config import PRESETS
 from training.run.loop import train
-from training.train_cli import config_from_args
 
 from .gan_helpers import gan_dataset, one_thread  # noqa: F401
 

@@ -246,8 +246,8 @@ def test_flops_and_sizes_are_finite_for_large_renders():
 
 
 def test_the_grid_flag_reaches_the_generator_config(tmp_path):
-    from training.cli import build_parser
-    from training.train_cli import config_from_args
+    from training.commands.train import build_parser
+    from training.commands.train_flags import config_from_args
 
     base = ["train", "--data", "d", "--out", str(tmp_path)]
     assert config_from_args(build_parser().parse_args(base)).g.grid == "stylegan3"  # the paper's, by default

@@ -22,15 +22,15 @@ import torch.distributed as tdist
 
 from plumbing.errors import UserError
 
+from .. import dist
 from ..errors import TrainingError
-from ..run import dist
 
 T = TypeVar("T")
 
 
 def start(device: str | None) -> dist.World:
     """Join torchrun's process group, if any: gloo for --device cpu, nccl for cuda, where each
-    process takes the device of its LOCAL_RANK. (run.dist.start would pick CUDA whenever it is
+    process takes the device of its LOCAL_RANK. (dist.start would pick CUDA whenever it is
     there; here the user's --device decides, and None means cuda where there is one.)"""
     size = int(os.environ.get("WORLD_SIZE", 1))
     if device is None:

@@ -5,7 +5,8 @@
 - memory.py: how many tiles a device call takes, and the host-memory bound that is stated.
 - png.py: a PNG written a band of rows at a time, so no image is ever whole in memory.
 - images.py: an image and its JSON sidecar, written atomically in PNG, JPEG or WebP.
-- panorama.py: a 360° model's whole turn, whose left and right edges join.
+- panorama_turn.py: a 360° model's whole turn, whose left and right edges join.
 - zoom.py: a continuous zoom from the whole canvas into a point, as frames, WebP and MP4.
-- run.py: the run's config, resolved against the loaded generator, and the files of every seed.
+- config.py: a generation's config, resolved against the loaded generator.
+- outputs.py: the generator loaded from its snapshot, and the files of every seed.
 """

@@ -28,7 +28,6 @@ from .png import PngStream
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 EXTENSIONS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
-MAX_SIDE = {"png": 2**31 - 1, "jpg": 65_535, "webp": 16_383}  # what each format can store
 SAVE_OPTIONS = {"jpg": {"format": "JPEG", "quality": 95, "subsampling": 0},
                 "webp": {"format": "WEBP", "quality": 95, "method": 4}}
 

@@ -11,9 +11,10 @@ of batches per epoch whatever the shard sizes. When the parts hold equal numbers
 their count is a multiple of G and the epoch is one patch per sample, an epoch reads every
 sample exactly once across all readers; otherwise coverage evens out over epochs. `resampled=False` reads each part once instead.
 
-Reading goes through `shards.Location` (local, http(s), fsspec), tar parsing through WebDataset's
-tar iterators, shuffling through its shuffle buffer. A bad sample or shard is counted by reason
-and skipped; the counts travel with every batch so training can log them.
+Reading goes through `shards.Location` (local, http(s), fsspec), tar parsing through the dataset
+reader's `shards.format.tario` (the strict shard contract that verify checks), shuffling through
+WebDataset's shuffle buffer. A bad sample or shard is counted by reason and skipped; the counts
+travel with every batch so training can log them.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def distributed_info(rank: int | None, world_size: int | None) -> tuple[int, int
 
 class PatchStream(IterableDataset):
     """One rank's stream of batches; each DataLoader worker iterates its own share. `epoch` is
-    the one copy of the epoch the loader's seeds come from; `dataset`, when given, is the opened
-    `config.data` (its index already read by whoever checked it)."""
+    the pass it makes, set by its PatchLoader (the epoch's owner) before each pass, and copied
+    into the workers then; `dataset`, when given, is the opened `config.data` (its index already
+    read by whoever checked it)."""
 
     def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None,
                  dataset: Dataset | None = None):
@@ -141,7 +143,7 @@ class PatchStream(IterableDataset):
         if config.weight == "area" and self.usable:
             area = widths.astype(np.float64) * heights
             self.weights = dict(zip(index["key"].to_pylist(), (area / area[usable].mean()).tolist()))
-        self.epoch = 0
+        self.epoch = 0  # PatchLoader's to set
 
     def batches_per_rank(self) -> int:
         total = self.config.epoch_patches
@@ -261,13 +263,19 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 class PatchLoader:
-    """A DataLoader over a PatchStream that advances the epoch (and so the seeds) per pass."""
+    """A DataLoader over a PatchStream, and the owner of the epoch: each pass reads the next one.
+
+    `epoch` is the pass under way, or the next to start when none is: a finished pass moves it
+    on, and so does starting a pass while another is unfinished. A position saved mid-pass is
+    that epoch and its batches taken: `set_epoch` makes the next pass that epoch again, for the
+    caller to replay (run/loop.py's DataStream)."""
 
     def __init__(self, config: LoaderConfig, rank: int | None = None, world_size: int | None = None,
                  dataset: Dataset | None = None):
         self.config = config
         self.stream = PatchStream(config, rank, world_size, dataset)
         self.stats = LoaderStats()
+        self.epoch, self._under_way = 0, False
         # Workers are not persistent: each epoch starts them afresh with the new epoch's seeds.
         self.loader = DataLoader(self.stream, batch_size=None, num_workers=config.num_workers,
                                  persistent_workers=False, pin_memory=config.pin_memory,
@@ -276,22 +284,22 @@ class PatchLoader:
     def __len__(self) -> int:
         return len(self.stream)
 
-    @property
-    def epoch(self) -> int:
-        return self.stream.epoch
-
     def set_epoch(self, epoch: int) -> None:
-        self.stream.epoch = epoch
+        """The next pass reads `epoch`; a pass under way is given up."""
+        self.epoch, self._under_way = epoch, False
 
     def __iter__(self) -> Iterator[Batch]:
+        if self._under_way:  # the last pass was left unfinished: this one is the next epoch
+            self.epoch += 1
         self.stats = LoaderStats()
+        self.stream.epoch, self._under_way = self.epoch, True
         # Workers copy the stream, and a single process starts iterating it, when the DataLoader's
-        # iterator is made: from then on the stream's epoch can move on to the next pass.
-        batches = iter(self.loader)
-        self.stream.epoch += 1
-        return self._counted(batches)
+        # iterator is made: the stream's epoch is read then.
+        return self._counted(iter(self.loader), self.epoch)
 
-    def _counted(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+    def _counted(self, batches: Iterator[Batch], epoch: int) -> Iterator[Batch]:
         for batch in batches:
             self.stats.update(batch)
             yield batch
+        if self._under_way and self.epoch == epoch:  # finished, and still the latest pass
+            self.set_epoch(epoch + 1)

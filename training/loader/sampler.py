@@ -4,7 +4,7 @@ The two streams the paper mixes differ only in their draw: `patch` renders a ran
 random scale S in [S_min, S_max], `global` renders the whole canvas at the base resolution R
 (S = p = R, so T is the identity). Both go through the same renderer and the same geometry.
 A third, `global-360`, renders frames of 360° panoramas at R for a cylindrical model
-(panorama.py): a frame anywhere on the turn, across the seam as often as anywhere else.
+(panorama_frames.py): a frame anywhere on the turn, across the seam as often as anywhere else.
 
 Drawing several patches from one decode (`patches_per_image`) is what makes the loader fast on
 real photos: most are progressive JPEGs, which cost about the same to decode at any reduction,
@@ -24,7 +24,7 @@ from shards.format.schema import SampleMeta
 from ..geometry import PatchDraw, ScaleDistribution, draw_patch, scale_range, whole_canvas
 from .decode import DecodeError, decode, decode_reduction, oriented, render_patch, render_reference
 from .decode_cache import DecodeCache
-from .panorama import NotPanorama, check_aspect, draw_frame, frame_reduction, frame_width, render_frame
+from .panorama_frames import NotPanorama, check_aspect, draw_frame, frame_reduction, frame_width, render_frame
 
 StreamKind = Literal["patch", "global", "global-360"]
 # Four patches per decode meets the speed goal on real photos (docs/BENCHMARKS.md) at a small,

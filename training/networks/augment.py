@@ -255,7 +255,7 @@ class Augment:
     def observe(self, real_logits: torch.Tensor, mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t,
                 world: int = 1) -> None:
         """Accumulate r_t's statistics, averaged over the ranks with `mean` (in place, like
-        run.dist.mean_), and every `interval` calls move p. Every rank calls this at the same point
+        dist.mean_), and every `interval` calls move p. Every rank calls this at the same point
         of every D step, so the all-reduces pair up and all ranks hold the same statistics and p:
         rank 0's checkpoint is every rank's state."""
         if self.cfg.kind != "ada":

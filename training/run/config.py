@@ -76,7 +76,7 @@ class TrainConfig:
     # the end, right after writing that tick's snapshot (a metric tick always writes one, so every
     # result names a file anyres-eval can score again). None: every snapshot. metric_n images or
     # patches per set: a small n keeps the pause short, but FID is biased upward at small n.
-    report: bool = True  # RUN/report.html at the end (run/html_report.py; about 2 s)
+    report: bool = True  # anyres-train train writes RUN/report.html after the run (run/run_report.py; about 2 s)
     metrics: tuple[str, ...] = ()
     metric_ticks: int | None = None
     metric_n: int = 1000

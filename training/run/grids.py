@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from plumbing.font import label_font
 
-from ..generate.panorama import turn_tiling, turn_width
+from ..generate.panorama_turn import turn_tiling, turn_width
 from ..generate.seeds import latent
 from ..generate.tiles import render_rows
 from ..networks.generator import Generator

@@ -21,6 +21,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,11 +31,12 @@ import torch
 from plumbing.atomic import atomic_write
 from shards.format.reader import Dataset
 
+from .. import checkpoint, dist
 from ..errors import TrainingError
 from ..loader.batch import Batch
 from ..loader.pipeline import PatchLoader
 from ..loader.sampler import StreamConfig
-from . import checkpoint, dist, html_report, progress, report
+from . import progress, stats_log
 from .config import TrainConfig
 from .grids import panorama_grid, sample_grid
 from .trainer import Trainer
@@ -44,17 +46,17 @@ STAT_KEYS = ("loss_G", "loss_D", "D_real", "D_fake", "R1", "teacher", "aug_p")  
 
 
 class DataStream:
-    """A loader's batches, forever, with a position that a checkpoint can hold: the epoch (the
-    loader's own, the one copy of it) and the batches taken from it."""
+    """A loader's batches, forever, with a position that a checkpoint can hold: the loader's
+    epoch (it owns it; this only asks) and the batches taken from it."""
 
     def __init__(self, loader: PatchLoader):
         self.loader, self.taken = loader, 0
         self.past_counts: Counter[str] = Counter()  # loader counters of finished epochs
-        self._it: Iterator[Batch] | None = None  # the pass under way; the loader's epoch is past it
+        self._it: Iterator[Batch] | None = None  # the pass under way
 
     @property
     def epoch(self) -> int:
-        return self.loader.epoch - (self._it is not None)
+        return self.loader.epoch
 
     def next(self) -> Batch:
         while True:
@@ -79,7 +81,7 @@ class DataStream:
             self.past_counts.update(self.loader.stats.totals())
             getattr(self._it, "close", lambda: None)()
             self._it = None
-            self.loader.set_epoch(self.loader.epoch - 1)  # an unfinished pass is where a reopen starts
+            self.loader.set_epoch(self.loader.epoch)  # an unfinished pass is where a reopen starts
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "taken": self.taken, "past_counts": dict(self.past_counts)}
@@ -130,6 +132,7 @@ class Run:
     def __init__(self, cfg: TrainConfig, world: dist.World, start: Start):
         self.cfg, self.world = cfg, world
         self.rank, self.device = world.rank, world.device
+        self.dataset = start.dataset  # opened once: the report's dataset panel shows it too
         self.per_rank = cfg.batch // world.size
         self.out = Path(cfg.out)
         self.trainer = Trainer(cfg, self.device, world.size)
@@ -177,7 +180,7 @@ class Run:
         checkpoint.set_rng_state(state["rng"][self.rank], self.latents)
         self.step = int(state["step"])
         if self.rank == 0:
-            report.truncate_stats(self.out / "stats.jsonl", self.step)
+            stats_log.truncate_stats(self.out / "stats.jsonl", self.step)
 
     def snapshot(self) -> Path | None:
         """Save checkpoint.pt and a kept network snapshot; rank 0 returns the snapshot's path."""
@@ -200,9 +203,9 @@ class Run:
         name = checkpoint.snapshot_name(self.step * self.cfg.batch)
         checkpoint.save(self.out / name, checkpoint.snapshot_state(state))
         grid = panorama_grid(t.G_ema) if self.cfg.stage == "global-360" else sample_grid(t.G_ema, self.cfg.patch_size)
-        report.write_png(self.out / f"samples-{self.step:07d}.png", grid)
+        stats_log.write_png(self.out / f"samples-{self.step:07d}.png", grid)
         self.board.image("samples", grid, self.step * self.cfg.batch / 1000)
-        report.plot_curves(report.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
+        stats_log.plot_curves(stats_log.read_stats(self.out / "stats.jsonl"), self.out / "curves.png")
         return self.out / name
 
     def tick(self, sums: dict, counts: dict, steps: int, patch_steps: int, seconds: float, tick: int) -> dict:
@@ -221,7 +224,7 @@ class Run:
         for i, key in enumerate(STAT_KEYS):
             record[key] = float(vector[i] / vector[n + i]) if vector[n + i] > 0 else None
         if self.rank == 0:
-            report.append_stats(self.out / "stats.jsonl", record)
+            stats_log.append_stats(self.out / "stats.jsonl", record)
         return record
 
     def run(self) -> dict:
@@ -257,15 +260,13 @@ class Run:
                     snapshot = self.snapshot()
                     if measure and self.metrics is not None:  # rank 0; the others go on to their next collective
                         values = self.metrics(self.trainer.G_ema, snapshot, record["kimg"])
-                        report.update_last_stats(self.out / "stats.jsonl", self.step, values)
+                        stats_log.update_last_stats(self.out / "stats.jsonl", self.step, values)
                         record.update(values)
                 if self.board is not None:  # rank 0
                     self.board.scalars(record)
                     print(progress.tick_line(record, total * cfg.batch / 1000), flush=True)
                 sums, counts, steps, patch_steps = {}, {}, 0, 0
                 started = time.perf_counter()
-        if cfg.report:  # RUN/report.html; a failure costs one line, never the run
-            html_report.after_training(self.out, self.rank, self.streams["global"].loader.stream.dataset)
         return record
 
     def close(self) -> None:
@@ -276,15 +277,23 @@ class Run:
         dist.finish(self.world)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder)."""
+@contextmanager
+def prepared(cfg: TrainConfig) -> Iterator[Run]:
+    """A run checked and built, closed (readers finished, the process group left) however it ends."""
     world = dist.start()
     start = check_run(cfg, world.size)  # user errors end here, before any network is built
     run = Run(cfg, world, start)
     try:
-        return run.run()
+        yield run
     finally:
         run.close()
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train to cfg.kimg; returns the last tick's stats (rank 0 writes the run folder). The run
+    report is the command's to write (anyres-train train)."""
+    with prepared(cfg) as run:
+        return run.run()
 
 
 def _json(d: dict) -> bytes:

@@ -21,7 +21,7 @@ import torch
 
 from shards.format.reader import Dataset
 
-from ..eval import report
+from ..eval import results
 from ..eval.cache import StatsCache, default_dir
 from ..eval.features import FeatureNet, load_features
 from ..eval.metrics import EvalConfig, Evaluator
@@ -77,5 +77,5 @@ class RunMetrics:
         order = {name: i for i, name in enumerate(self.cfg.metrics)}  # --metrics order, as anyres-eval
         rows = sorted(rows, key=lambda r: order[r["metric"]])  # stable: bins keep theirs
         rows = [{"snapshot": str(snapshot), "kimg": kimg, **r} for r in rows]
-        report.append_jsonl(Path(self.cfg.out) / report.METRICS_FILE, rows)
+        results.append_jsonl(Path(self.cfg.out) / results.METRICS_FILE, rows)
         return {"metric/" + r["metric"] + (f"/{r['bin']}" if "bin" in r else ""): r["value"] for r in rows}

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
+from .. import dist
 from ..networks.augment import Augment
+from ..networks.cross_frame import splice_offsets, spliced_frames
 from ..networks.discriminator import Discriminator
 from ..networks.generator import Generator
 from ..networks.losses import d_logistic, g_nonsaturating, r1_penalty, teacher_loss
 from ..networks.lpips import LocalLPIPS
-from ..networks.panorama import splice_offsets, spliced_frames
 from ..networks.render import identity_view
-from . import dist
 from .config import TrainConfig
 
 
@@ -122,7 +122,7 @@ class Trainer:
     def fakes(self, z: torch.Tensor, transform: torch.Tensor, scale: torch.Tensor, size: int, part: slice,
               salt: int, update_avg: bool = False) -> torch.Tensor:
         """G's images of the micro-batch `part` for D. Stage global-360: each a frame-sized window
-        across two neighbouring frames (networks/panorama.py), its offset drawn once per phase
+        across two neighbouring frames (networks/cross_frame.py), its offset drawn once per phase
         (`salt`) for the whole share, so that --batch-gpu chunks see what one batch would."""
         if self.cfg.stage != "global-360":
             return self.g_forward(z[part], transform[part], scale[part], size, update_avg=update_avg)

@@ -15,9 +15,9 @@ import numpy as np
 from plumbing.errors import DatasetError
 from shards.format.reader import Dataset
 
+from .. import checkpoint
 from ..errors import TrainingError
-from ..loader.panorama import aspect_bounds, turn_of
-from . import checkpoint
+from ..loader.panorama_frames import aspect_bounds, turn_of
 from .config import TrainConfig
 
 

@@ -4,7 +4,7 @@ The paper's cross-frame discriminator: a generated frame and the next one along 
 moved one window width to the right) are rendered apart, set side by side, and D sees a
 frame-sized window of the pair starting anywhere from 0 to p pixels in. Frames rendered apart
 must therefore join where they meet, which is what a panorama made of separately rendered frames
-relies on; the real frames cross the image's seam as often (loader/panorama.py).
+relies on; the real frames cross the image's seam as often (loader/panorama_frames.py).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ G_ema, D and the config only, written every few ticks and kept, while checkpoint
 `read` accepts both and hands a snapshot over in a checkpoint's shape, so a teacher or a
 generator loads from either; only --resume needs the whole state.
 
-`load_generator` is the one way to build a network from a file; a run that needs the whole
-state reads it with `read` and builds its generators with `build_generator`.
+`load_generator` is the one way to build a network from a file (anyres-generate, anyres-eval,
+bench): a hostile file ends in one TrainingError line. A run that needs the whole state reads it
+with `read` and builds its generators with `build_generator` (validate.py has checked it).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from __future__ import annotations
 import io
 import random
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 import torch
 
 from plumbing.atomic import atomic_write
 
-from ..errors import TrainingError
-from ..networks.discriminator import DiscriminatorConfig
-from ..networks.generator import Generator, GeneratorConfig
+from .errors import TrainingError
+from .networks.discriminator import DiscriminatorConfig
+from .networks.generator import Generator, GeneratorConfig
 
 CHECKPOINT = "checkpoint.pt"
 NETWORKS = ("G", "G_ema", "D")
@@ -122,7 +124,25 @@ def build_generator(cfg: GeneratorConfig, weights: dict) -> Generator:
     return g.eval().requires_grad_(False)
 
 
-def load_generator(path: Path, which: str = "G_ema") -> Generator:
-    """The generator `which` (G_ema, or G) of the checkpoint at `path`, frozen, on the CPU."""
-    state = read(Path(path))
-    return build_generator(network_configs(state)[0], state["trainer"][which])
+@overload
+def load_generator(path: Path | str, which: str = ..., what: str = ...,
+                   with_state: Literal[False] = ...) -> Generator: ...
+@overload
+def load_generator(path: Path | str, which: str = ..., what: str = ...,
+                   *, with_state: Literal[True]) -> tuple[Generator, dict]: ...
+
+
+def load_generator(path: Path | str, which: str = "G_ema", what: str = "checkpoint", with_state: bool = False):
+    """The generator `which` (G_ema, or G) of the checkpoint or snapshot at `path`, frozen, on the
+    CPU; `what` names the file in errors. `with_state`: also the file's state, less the weights
+    (its saved "config" and "step"), for commands that report what they loaded."""
+    state = read(Path(path), what)
+    weights = state["trainer"].get(which)
+    if not isinstance(weights, dict):
+        raise TrainingError(f"{what} {path} holds no {which}")
+    try:
+        g = build_generator(network_configs(state)[0], weights)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # missing or misshapen tensors: a hostile file
+        raise TrainingError(f"{what} {path}: its {which} does not fit its own config "
+                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    return (g, {k: v for k, v in state.items() if k != "trainer"}) if with_state else g

@@ -9,7 +9,7 @@ code 2.
 Several devices: under torchrun, one process per device (`--device cuda` takes cuda:LOCAL_RANK;
 on the CPU the processes talk over gloo),
 
-    torchrun --standalone --nproc-per-node 4 -m training.eval_cli RUN --data DATASET --device cuda
+    torchrun --standalone --nproc-per-node 4 -m training.commands.eval RUN --data DATASET --device cuda
     torchrun --standalone --nproc-per-node 4 "$(which anyres-eval)" RUN --data DATASET --device cuda
 
 (write -n N there: torchrun's own parser refuses --n). Each rank makes a block of every set
@@ -31,13 +31,13 @@ from pathlib import Path
 
 from plumbing.console import Parser, int_between, print_report, progress_bar, run_command
 
-from .errors import TrainingError
-from .train_cli import SCALE, SEED, metrics_arg
+from ..errors import TrainingError
+from .train_flags import SCALE, SEED, metrics_arg
 
 PROG = "anyres-eval"
 SNAPSHOT = re.compile(r"network-snapshot-(\d+)(?:\.(\d+))?\.pt")
 DEVICES = """several devices: one process per device under torchrun, e.g. 4 GPUs of one machine:
-  torchrun --standalone --nproc-per-node 4 -m training.eval_cli RUN --data DATASET --device cuda
+  torchrun --standalone --nproc-per-node 4 -m training.commands.eval RUN --data DATASET --device cuda
   torchrun --standalone --nproc-per-node 4 "$(which anyres-eval)" RUN --data DATASET --device cuda
 Each process takes cuda:LOCAL_RANK (on --device cpu, processes talk over gloo) and makes its share
 of every set; the numbers are those of one process with the same flags (--seed, --n, --batch).
@@ -65,13 +65,12 @@ def targets(target: Path) -> list[Path]:
 
 def load(path: Path):
     """The frozen G_ema of a snapshot or checkpoint, its saved config, and its kimg."""
-    from .run import checkpoint
+    from .. import checkpoint
 
-    state = checkpoint.read(path, "snapshot")
-    g = checkpoint.build_generator(checkpoint.network_configs(state)[0], state["trainer"]["G_ema"])
-    config = state["config"]
+    g, saved = checkpoint.load_generator(path, "G_ema", "snapshot", with_state=True)
+    config = saved["config"]
     batch = (config.get("loader") or {}).get("batch_size")
-    step = state.get("step")
+    step = saved.get("step")
     kimg = step * batch / 1000 if isinstance(step, int) and isinstance(batch, int) else snapshot_kimg(path)
     return g, config, kimg
 
@@ -92,14 +91,14 @@ class Bars:
 
 def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
     """Every rank's part of a call; returns what rank 0 shows last (the others: nothing)."""
-    from .eval import report
-    from .eval.cache import StatsCache, default_dir
-    from .eval.features import load_features
-    from .eval.metrics import EvalConfig, Evaluator
-    from .eval.names import METRICS
-    from .eval.ranks import Ranks
-    from .eval.spectrum_plot import SPECTRUM_PLOT, plot_spectra
-    from .run.validate import open_dataset
+    from ..eval import results
+    from ..eval.cache import StatsCache, default_dir
+    from ..eval.features import load_features
+    from ..eval.metrics import EvalConfig, Evaluator
+    from ..eval.names import METRICS
+    from ..eval.ranks import Ranks
+    from ..eval.spectrum_plot import SPECTRUM_PLOT, plot_spectra
+    from ..run.validate import open_dataset
 
     ranks = Ranks(world.rank, world.size)
     lead = world.rank == 0
@@ -131,8 +130,8 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
 
     def write() -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
-        report.append_jsonl(out / report.METRICS_FILE, rows)
-        plots = (report.plot_bins(rows, out / report.BINS_PLOT), plot_spectra(rows, out / SPECTRUM_PLOT))
+        results.append_jsonl(out / results.METRICS_FILE, rows)
+        plots = (results.plot_bins(rows, out / results.BINS_PLOT), plot_spectra(rows, out / SPECTRUM_PLOT))
         return [p for p in plots if p is not None]
 
     plots = ranks.first(write)  # once, by rank 0; an unwritable folder stops every rank
@@ -140,11 +139,11 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
     def show() -> None:
         # The first FID or KID ranks the snapshots (lower is better); the proxy and the bins do not.
         rank_by = next((m for m in config.metrics if METRICS[m].stat in ("fid", "kid")), None)
-        best = report.best_snapshot(rows, rank_by) if len(paths) > 1 and rank_by else None
-        print_report(report.table(rows, Path(best).name if best else None))
+        best = results.best_snapshot(rows, rank_by) if len(paths) > 1 and rank_by else None
+        print_report(results.table(rows, Path(best).name if best else None))
         if best:
             print(f"best snapshot by {rank_by}: {best}")
-        print(f"appended {len(rows)} results to {out / report.METRICS_FILE}"
+        print(f"appended {len(rows)} results to {out / results.METRICS_FILE}"
               + (f"; plots {', '.join(map(str, plots))}" if plots else ""))
 
     return show if lead else lambda: None
@@ -153,8 +152,8 @@ def evaluate(args: argparse.Namespace, world) -> Callable[[], None]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from plumbing.errors import UserError
 
-    from .eval.ranks import start
-    from .run import dist
+    from .. import dist
+    from ..eval.ranks import start
 
     world = start(args.device)  # the same check on every rank, before any collective
     try:

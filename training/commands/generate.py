@@ -1,8 +1,9 @@
 """`anyres-generate`: images of any size from a snapshot, and zooms into them.
 
-A thin layer: flags -> a GenerateConfig (generate/run.py) -> the run -> a line per file. Every
-numeric flag has stated bounds (plumbing.console), combinations are checked before the snapshot
-is read, and every user error ends in one line on stderr and exit code 2 (DESIGN.md 5).
+A thin layer: flags -> a GenerateConfig (generate/config.py) -> its files (generate/outputs.py)
+-> a line per file. Every numeric flag has stated bounds (plumbing.console), combinations are
+checked before the snapshot is read, and every user error ends in one line on stderr and exit
+code 2 (DESIGN.md 5).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 from plumbing.console import Parser, float_between, int_between, progress_bar, run_command
 from plumbing.errors import ConfigError, DatasetError
 
-from .generate.images import EXTENSIONS
-from .generate.seeds import parse_seeds
+from ..generate.images import EXTENSIONS
+from ..generate.seeds import parse_seeds
 
 PROG = "anyres-generate"
 SIDE = int_between(8, 65_535)  # JPEG's limit per side; the run caps the pixel count too
@@ -85,7 +86,7 @@ ZOOM_ONLY = ("zoom_center", "zoom_to", "frames", "frame_size", "fps")
 
 
 def config_from_args(args: argparse.Namespace):
-    from .generate.run import GenerateConfig, ZoomConfig
+    from ..generate.config import GenerateConfig, ZoomConfig
 
     if args.size is not None and (args.width is not None or args.height is not None):
         raise ConfigError("give --size, or --width and --height, not both")
@@ -145,8 +146,8 @@ def resolve_device(requested: str | None) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .generate import memory
-    from .generate.run import generate_images, generate_zooms, load
+    from ..generate import memory
+    from ..generate.outputs import generate_images, generate_zooms, load
     cfg = config_from_args(args)
     folder = check_writable(cfg)
     cfg = dataclasses.replace(cfg, device=resolve_device(args.device))

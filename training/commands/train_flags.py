@@ -1,7 +1,7 @@
-"""`anyres-train train`: flags -> a preset's TrainConfig, changed by `dataclasses.replace` -> loop.train
--> one summary line.
+"""`anyres-train train`'s flags: bounded values -> a preset's TrainConfig, changed by
+`dataclasses.replace`.
 
-Kept apart from cli.py's loader commands so that each stays a screen long; cli.py registers it.
+Kept apart from train.py (the command: preview, train, report) so that each stays a screen long.
 Every numeric flag has stated bounds (plumbing.console), so that no value reaches the run that no
 setting can mean; the config tree checks the rest once, as it is built (ConfigError, exit 2).
 Under torchrun every rank parses the same flags; only rank 0 prints.
@@ -10,7 +10,6 @@ Under torchrun every rank parses the same flags; only rank 0 prints.
 from __future__ import annotations
 
 import argparse
-import os
 from dataclasses import replace
 
 from plumbing.console import float_between, int_between
@@ -18,7 +17,7 @@ from plumbing.errors import ConfigError
 
 PRESET_NAMES = ("tiny", "sg3t-256")  # run.config.PRESETS; named here so the CLI starts without torch
 
-# Bounds shared with cli.py. A scale S is pixels across the canvas: 2**20 is beyond any photo's side.
+# Bounds shared with train.py and eval.py. A scale S is pixels across the canvas: 2**20 is beyond any photo's side.
 SEED = int_between(0, 2**32 - 1)  # numpy's seed sequences take no negative entropy
 SCALE = float_between(0, 2.0**20)
 KIMG = float_between(0, 1e7)  # 10 billion images: far beyond any run; keeps step counts finite
@@ -108,13 +107,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     t.add_argument("--ada-target", type=float_between(0, 1, low_open=False, high_open=True),
                    help="ADA: the E[sign(D(real))] that p is steered to (default 0.6)")
     t.add_argument("--ada-kimg", type=KIMG, help="ADA: kimg for p to go from 0 to 1 (preset's default)")
-    t.set_defaults(run=cmd_train)
     return t
 
 
 def metrics_arg(text: str) -> tuple[str, ...]:
     """--metrics: known names only, refused at the flag (the config checks library callers)."""
-    from .eval.names import parse_metrics  # torch-free
+    from ..eval.names import parse_metrics  # torch-free
 
     try:
         return parse_metrics(text)
@@ -128,8 +126,8 @@ def _given(**values) -> dict:
 
 
 def config_from_args(args: argparse.Namespace):
-    from .run.config import PRESETS, without_scale_cond  # torch-heavy: only when training
-    from .run.dist import machine_loader_processes
+    from ..dist import machine_loader_processes
+    from ..run.config import PRESETS, without_scale_cond  # torch-heavy: only when training
 
     base = PRESETS[args.preset]
     stream = replace(base.loader.stream, distribution=args.distribution, mirror=args.mirror,
@@ -156,19 +154,3 @@ def config_from_args(args: argparse.Namespace):
     if args.grid is not None:
         cfg = replace(cfg, g=replace(cfg.g, grid=args.grid))
     return without_scale_cond(cfg) if args.no_scale_cond else cfg
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from .run.loop import train
-
-    cfg = config_from_args(args)
-    record = train(cfg)
-    if int(os.environ.get("RANK", 0)) == 0 and "tick" not in record:  # --resume of a finished run
-        print(f"{args.out} is already trained to its --kimg {cfg.kimg:g}: nothing to do (a larger --kimg with "
-              "--resume trains on)")
-    elif int(os.environ.get("RANK", 0)) == 0:
-        losses = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss_G", "loss_D", "teacher") if record.get(k) is not None)
-        losses += "".join(f", {k.removeprefix('metric/')} {v:.4g}" for k, v in record.items() if k.startswith("metric/"))
-        print(f"trained to {record.get('kimg', 0):.2f} kimg ({record.get('images_per_sec', 0):.1f} images/s; {losses}): "
-              f"{args.out}/checkpoint.pt")
-    return 0

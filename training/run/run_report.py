@@ -29,7 +29,7 @@ from plumbing.escape import clip, h
 
 from ..errors import TrainingError
 from ..eval.spectrum_plot import SPECTRUM_PLOT, latest_spectra, plot_spectra
-from . import report
+from . import stats_log
 
 REPORT_HTML = "report.html"
 ASSETS = "report"  # RUN/report/: what the page adds to the run folder
@@ -167,7 +167,7 @@ def curves_panel(run: Path, records: list[dict]) -> str:
         return img(run, run / "curves.png", "training curves", "wide")
     if records:
         path = run / ASSETS / "curves.png"
-        report.plot_curves(records, path)
+        stats_log.plot_curves(records, path)
         return img(run, path, "training curves, drawn from stats.jsonl", "wide")
     return note("No stats.jsonl yet: curves appear after the first tick.")
 

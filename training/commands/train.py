@@ -1,12 +1,15 @@
-"""`anyres-train`: see what the loader feeds a GAN (`preview`), and train it (`train`, train_cli.py).
+"""`anyres-train`: see what the loader feeds a GAN (`preview`), train it (`train`, its flags in
+train_flags.py) and write a run's page (`report`).
 
-A thin layer: flags -> frozen configs -> library call -> formatted result. User errors end in
-one line on stderr and exit code 2. Runs as `python -m training ...` too, e.g. under torchrun.
+A thin layer: flags -> frozen configs -> library call -> formatted result. `train` writes the run
+report itself once the loop returns: the loop trains, the command shows. User errors end in one
+line on stderr and exit code 2. Runs as `python -m training ...` too, e.g. under torchrun.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +17,8 @@ from plumbing.console import Parser, int_between, progress_bar, run_command
 from plumbing.errors import DatasetError
 from shards.format.index import IndexFilter
 
-from .loader.sampler import StreamConfig
-from .train_cli import SCALE, SEED, add_train_parser
+from ..loader.sampler import StreamConfig
+from .train_flags import SCALE, SEED, add_train_parser, config_from_args
 
 PROG = "anyres-train"
 
@@ -50,8 +53,8 @@ def stream_from_args(args: argparse.Namespace) -> StreamConfig:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from .loader.pipeline import LoaderConfig
-    from .loader.preview import collect, write_preview
+    from ..loader.pipeline import LoaderConfig
+    from ..loader.preview import collect, write_preview
 
     select = IndexFilter(min_side=args.min_side) if args.min_side else None
     config = LoaderConfig(data=args.data, stream=stream_from_args(args), batch_size=1, epoch_patches=args.n,
@@ -70,9 +73,36 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .run.html_report import write_report
+    from ..run.run_report import write_report
 
     print(f"wrote {write_report(args.folder, args.data)}")
+    return 0
+
+
+def train(cfg):
+    """What `anyres-train train` does with its config: the run, then RUN/report.html on rank 0
+    unless cfg.report is off (a failure there costs one line, never the run)."""
+    from ..run.loop import prepared
+    from ..run.run_report import after_training
+
+    with prepared(cfg) as run:
+        record = run.run()
+    if cfg.report:
+        after_training(cfg.out, run.rank, run.dataset)
+    return record
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    record = train(cfg)
+    if int(os.environ.get("RANK", 0)) == 0 and "tick" not in record:  # --resume of a finished run
+        print(f"{args.out} is already trained to its --kimg {cfg.kimg:g}: nothing to do (a larger --kimg with "
+              "--resume trains on)")
+    elif int(os.environ.get("RANK", 0)) == 0:
+        losses = ", ".join(f"{k} {record[k]:.3f}" for k in ("loss_G", "loss_D", "teacher") if record.get(k) is not None)
+        losses += "".join(f", {k.removeprefix('metric/')} {v:.4g}" for k, v in record.items() if k.startswith("metric/"))
+        print(f"trained to {record.get('kimg', 0):.2f} kimg ({record.get('images_per_sec', 0):.1f} images/s; {losses}): "
+              f"{args.out}/checkpoint.pt")
     return 0
 
 
@@ -94,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="folder for the contact sheet, the plots and patches.npz")
     p.set_defaults(run=cmd_preview)
-    add_train_parser(sub)
+    add_train_parser(sub).set_defaults(run=cmd_train)
 
     p = sub.add_parser("report", help="one self-contained HTML page of a run: RUN/report.html",
                        description="Write RUN/report.html, a page that opens offline (no server, no script): the "
