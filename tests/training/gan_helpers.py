@@ -7,9 +7,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-import pytest
-import torch
-
 from tests.factories import encode, gradient, write_dataset
 from training.networks.discriminator import DiscriminatorConfig
 from training.networks.generator import GeneratorConfig
@@ -37,16 +34,6 @@ def tiny_config(data: Path, out: Path, scale_cond: bool = True, **overrides) -> 
     cfg = dataclasses.replace(TINY, out=str(out), loader=dataclasses.replace(TINY.loader, data=str(data)),
                               **overrides)
     return cfg if scale_cond else without_scale_cond(cfg)
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny networks run fastest on one thread, and steadily: with two threads on two shared
-    cores, OpenMP's spinning makes a step up to ten times slower whenever anything else runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -19,7 +19,7 @@ from training.networks.discriminator import Discriminator
 from training.run.config import PRESETS
 from training.run.trainer import Trainer
 
-from .gan_helpers import TINY, TINY_D, one_thread  # noqa: F401  (fixture)
+from .gan_helpers import TINY, TINY_D
 
 FAST = AugmentConfig(kind="ada", target=0.6, ada_kimg=1.0, interval=4)  # p moves 64/1000 per 4 steps of 16
 

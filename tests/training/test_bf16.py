@@ -9,7 +9,7 @@ from training.geometry import patch_transform
 from training.networks.generator import Generator
 from training.run.trainer import Trainer
 
-from .gan_helpers import TINY, TINY_G, one_thread  # noqa: F401  (fixture)
+from .gan_helpers import TINY, TINY_G
 
 
 def cpu_bf16():

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.factories import small_dataset
 
 WORKER = textwrap.dedent("""
@@ -23,6 +25,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # starts two processes that join a gloo group
 def test_two_gloo_ranks_with_two_workers_each_cover_the_dataset(tmp_path):
     metas = small_dataset(tmp_path / "ds", 16)  # one shard, sliced across the 4 readers
     script = tmp_path / "worker.py"

@@ -19,7 +19,7 @@ from training.run.loop import train
 from training.run.trainer import Trainer
 
 from .eval_helpers import write_snapshots
-from .gan_helpers import gan_dataset, one_thread, tiny_config  # noqa: F401 - a fixture
+from .gan_helpers import gan_dataset, tiny_config
 from .weight_helpers import inception_state, save, writing_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")

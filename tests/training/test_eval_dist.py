@@ -21,7 +21,7 @@ from training.eval.ranks import Ranks, joined
 from training.eval.sources import RealSpec, fake_set, real_set
 
 from .eval_helpers import CountingFeatures, write_snapshots
-from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread  # noqa: F401 - a fixture
+from .gan_helpers import SUBPROCESS_ENV, gan_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 # 16 images or patches in 4 batches of 4: two batches per rank. -n, not --n: torchrun's own

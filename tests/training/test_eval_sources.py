@@ -21,7 +21,7 @@ from training.loader.pipeline import PatchLoader
 from training.networks.render import identity_view
 
 from .eval_helpers import CountingFeatures, write_snapshots
-from .gan_helpers import gan_dataset, one_thread  # noqa: F401 - a fixture
+from .gan_helpers import gan_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

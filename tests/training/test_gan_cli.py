@@ -15,7 +15,7 @@ from training.commands.train import main
 from training.commands.train_flags import PRESET_NAMES
 from training.run.config import PRESETS
 
-from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
+from .gan_helpers import SUBPROCESS_ENV, gan_dataset, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -55,12 +55,13 @@ def test_patch_stage_needs_a_teacher_of_the_same_architecture(capsys, tmp_path):
     err = one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--stage", "patch",
                                   "--teacher", str(tmp_path / "missing.pt")])
     assert "does not exist" in err
-    # A real checkpoint of another architecture (the tests' R = 16 network against the tiny preset).
-    from training.run.loop import train
 
-    train(tiny_config(data, tmp_path / "small", kimg=0.008, tick_kimg=0.008))
-    err = one_line_error(capsys, ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--stage", "patch",
-                                  "--teacher", str(tmp_path / "small" / "checkpoint.pt")])
+
+@pytest.mark.slow  # the shared tiny run trains
+def test_a_teacher_of_another_architecture_is_one_line(capsys, tmp_path, tiny_run):
+    # A real checkpoint of another architecture (the tests' R = 16 network against the tiny preset).
+    err = one_line_error(capsys, ["train", "--data", str(tiny_run.data), "--out", str(tmp_path / "run"), "--stage",
+                                  "patch", "--teacher", str(tiny_run.out / "checkpoint.pt")])
     assert "another architecture" in err and "resolution=16" in err
 
 
@@ -106,18 +107,17 @@ def test_tiny_preset_trains_through_the_cli(tmp_path):
         [["tick", "1"], ["tick", "2"]]
 
 
-def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch):
+@pytest.mark.slow  # the shared tiny run trains
+def test_a_patch_stage_run_reads_the_index_and_the_teacher_once(tmp_path, monkeypatch, tiny_run):
     """What the checks before a run open is handed on to the run, not opened again."""
     import shards.format.reader
     from training import checkpoint
     from training.run.loop import train
 
-    data = gan_dataset(tmp_path / "ds", n=4)
-    train(tiny_config(data, tmp_path / "stage1", kimg=0.008, tick_kimg=0.008))
     reads: list[str] = []
     read_index, load = shards.format.reader.read_index, checkpoint.load
     monkeypatch.setattr(shards.format.reader, "read_index", lambda *args: reads.append("index") or read_index(*args))
     monkeypatch.setattr(checkpoint, "load", lambda path: reads.append(Path(path).name) or load(path))
-    train(tiny_config(data, tmp_path / "stage2", stage="patch", teacher=str(tmp_path / "stage1" / "checkpoint.pt"),
+    train(tiny_config(tiny_run.data, tmp_path / "stage2", stage="patch", teacher=str(tiny_run.out / "checkpoint.pt"),
                       kimg=0.008, tick_kimg=0.008, patch_prob=1.0))
     assert sorted(reads) == ["checkpoint.pt", "index"]

@@ -20,7 +20,7 @@ import torch
 from training import checkpoint
 from training.run.loop import train
 
-from .gan_helpers import SUBPROCESS_ENV, gan_dataset, one_thread, tiny_config  # noqa: F401
+from .gan_helpers import SUBPROCESS_ENV, gan_dataset, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -21,7 +21,7 @@ from training.generate.tiles import Tiling, render_rows, render_tiles
 from training.geometry import patch_transform
 from training.networks.render import identity_view, to_uint8
 
-from .gan_helpers import TINY_G, one_thread  # noqa: F401
+from .gan_helpers import TINY_G
 from .generate_helpers import save_snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread

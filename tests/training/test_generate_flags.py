@@ -11,7 +11,6 @@ from tests.cli_outcome import check_flag_outcome, one_error_line, run_main
 from training.commands.generate import main
 from training.generate.seeds import parse_seeds
 
-from .gan_helpers import one_thread  # noqa: F401
 from .generate_helpers import save_snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread

@@ -66,6 +66,7 @@ def runs(tmp_path_factory):
     return data, root, features
 
 
+@pytest.mark.slow  # trains
 def test_every_metric_tick_scores_its_snapshot_into_metrics_jsonl_and_the_stats(runs):
     data, root, features = runs
     run = root / "scored"
@@ -91,6 +92,7 @@ def test_every_metric_tick_scores_its_snapshot_into_metrics_jsonl_and_the_stats(
     assert kimg == 0.12 and again["value"] == rows[4]["value"]
 
 
+@pytest.mark.slow  # trains
 def test_evaluating_does_not_perturb_training(runs):
     _, root, _ = runs
     plain, scored = read_jsonl(root / "plain" / "stats.jsonl"), read_jsonl(root / "scored" / "stats.jsonl")
@@ -104,6 +106,7 @@ def test_evaluating_does_not_perturb_training(runs):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
 
 
+@pytest.mark.slow  # trains
 def test_a_resumed_run_scores_like_an_uninterrupted_one(runs):
     _, root, _ = runs
     whole, resumed = read_jsonl(root / "scored" / "stats.jsonl"), read_jsonl(root / "resumed" / "stats.jsonl")
@@ -114,6 +117,7 @@ def test_a_resumed_run_scores_like_an_uninterrupted_one(runs):
     assert strip == again
 
 
+@pytest.mark.slow  # trains
 def test_a_metric_the_data_cannot_serve_ends_the_run_before_its_first_step(runs, tmp_path, monkeypatch):
     data, _, _ = runs
     monkeypatch.setattr(measure, "feature_net", lambda device: CountingFeatures())

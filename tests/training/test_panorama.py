@@ -28,7 +28,7 @@ from training.networks.generator import Generator
 from training.networks.render import view
 from training.run.loop import train
 
-from .gan_helpers import TINY_G, one_thread, tiny_config  # noqa: F401
+from .gan_helpers import TINY_G, tiny_config
 from .generate_helpers import save_snapshot
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -125,6 +125,7 @@ def test_the_splice_shows_the_frame_its_neighbour_and_the_border_between_them():
     assert not torch.allclose(first[2][:, :, 6:16], second[2][:, :, 6:16], atol=1e-3)
 
 
+@pytest.mark.slow  # trains
 def test_stage_global_360_trains_resumes_exactly_and_draws_panorama_samples(pano_data, tmp_path):
     whole, halves = tmp_path / "whole", tmp_path / "halves"
     run = dict(stage="global-360", g=PANO_G, kimg=0.16, tick_kimg=0.04, snap_ticks=2)

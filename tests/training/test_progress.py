@@ -11,7 +11,7 @@ import pytest
 from training.run import progress
 from training.run.loop import train
 
-from .gan_helpers import gan_dataset, one_thread, tiny_config  # noqa: F401
+from .gan_helpers import gan_dataset, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,6 +31,7 @@ def data(tmp_path_factory):
     return gan_dataset(tmp_path_factory.mktemp("progress") / "ds", n=8)
 
 
+@pytest.mark.slow  # trains
 def test_training_prints_every_tick_and_logs_scalars_and_samples_to_tensorboard(data, tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -45,6 +46,7 @@ def test_training_prints_every_tick_and_logs_scalars_and_samples_to_tensorboard(
     assert len(events.Images("samples")) == 2
 
 
+@pytest.mark.slow  # trains
 def test_without_tensorboard_training_writes_no_logs_and_says_so_once(data, tmp_path, capsys, monkeypatch):
     real_import = builtins.__import__
 

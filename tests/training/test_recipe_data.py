@@ -28,7 +28,7 @@ from training.run.config import PRESETS
 from training.run.loop import make_streams, train
 from training.run.validate import open_datasets
 
-from .gan_helpers import gan_dataset, one_thread  # noqa: F401
+from .gan_helpers import gan_dataset
 from .helpers import stored_for
 from .test_decode import coordinate_maps, expected_coordinates
 

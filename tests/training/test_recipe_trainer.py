@@ -26,7 +26,6 @@ from training.run import trainer as trainer_module
 from training.run.config import PRESETS
 from training.run.trainer import Trainer
 
-from .gan_helpers import one_thread  # noqa: F401  (fixture)
 from .weight_helpers import lpips_state, save, writing_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -111,6 +111,7 @@ class Page(HTMLParser):
         self.text.append(data)
 
 
+@pytest.mark.slow  # the module's run trains
 def test_training_writes_the_report_itself(run):
     auto = Page(run["auto"])
     shown = " ".join(auto.text)
@@ -119,6 +120,7 @@ def test_training_writes_the_report_itself(run):
     assert any(src.endswith("curves.png") for tag, src in auto.refs if tag == "img")
 
 
+@pytest.mark.slow  # the module's run trains
 def test_the_page_holds_every_part_of_the_run(run, page):
     parsed, out = Page(page), run["out"]
     shown = " ".join(parsed.text)
@@ -137,6 +139,7 @@ def test_the_page_holds_every_part_of_the_run(run, page):
     assert "features <i>not</i> Inception" in shown  # a file's text, shown as text
 
 
+@pytest.mark.slow  # the module's run trains
 def test_every_string_from_files_is_escaped(run, page):
     parsed = Page(page)
     assert set(parsed.tags) <= {"html", "head", "meta", "link", "title", "style", "body", "h1", "h2", "h3", "p",
@@ -147,6 +150,7 @@ def test_every_string_from_files_is_escaped(run, page):
     assert attribution.count("| Owner ") == 12 and "<script>" not in attribution and "\x1b" not in attribution
 
 
+@pytest.mark.slow  # the module's run trains
 def test_every_reference_resolves_offline(run, page):
     out = run["out"]
     parsed = Page(page)
@@ -163,6 +167,7 @@ def test_every_reference_resolves_offline(run, page):
             assert target.is_file() and target.is_relative_to(out.resolve()), ref
 
 
+@pytest.mark.slow  # the module's run trains
 def test_a_gone_dataset_is_said_in_the_panel(run, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(run["out"], out, ignore=shutil.ignore_patterns("*.pt", "report*"))
@@ -203,6 +208,7 @@ def chromium():
     browser.close()
 
 
+@pytest.mark.slow  # the module's run trains
 def test_the_report_opens_in_headless_chromium_without_errors(run, page, chromium):
     result = chromium.check((run["out"] / "report.html").resolve().as_uri())
     assert result.errors == [] and result.broken_images == []

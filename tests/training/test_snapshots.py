@@ -19,7 +19,7 @@ from training.errors import TrainingError
 from training.run.config import PRESETS
 from training.run.loop import train
 
-from .gan_helpers import gan_dataset, one_thread  # noqa: F401
+from .gan_helpers import gan_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

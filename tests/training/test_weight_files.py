@@ -22,7 +22,6 @@ from training.eval import features
 from training.eval.features import FIDInception
 from training.networks.lpips import LocalLPIPS
 
-from .gan_helpers import one_thread  # noqa: F401 - a fixture
 from .weight_helpers import inception_state, lpips_state, save, writing_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")
