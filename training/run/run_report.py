@@ -3,14 +3,15 @@
 Plain files that open offline: no server, no script, no CDN. The page links the images the run
 folder already holds by relative path (curves, sample grids, generated images and zooms, the
 pFID plot) and writes what it adds into RUN/report/ (the dataset's card, size plot and contact
-sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). Every string read from a file
-(config values, metric notes, dataset text) is escaped (plumbing.escape); a part that is missing
-(no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
+sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). This module reads the
+run and computes what each panel shows (rows, links, captions); the Jinja2 templates in templates/
+hold all the markup, rendered with autoescape on, so every string read from a file (config values,
+metric notes, dataset text, file names) is shown as text. A part that is missing (no dataset, no
+metrics yet) says so, and how to make it, rather than failing the page.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import os
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import jinja2
+from markupsafe import Markup
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from plumbing.atomic import atomic_write, atomic_write_png
 from plumbing.errors import UserError
-from plumbing.escape import clip, h
+from plumbing.escape import clip
 
 from ..errors import TrainingError
 from ..eval.spectrum_plot import SPECTRUM_PLOT, latest_spectra, plot_spectra
@@ -64,30 +67,25 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def link(run: Path, path: Path) -> str:
-    """A file inside RUN as a relative URL, escaped for an attribute."""
-    return html.escape(quote(path.relative_to(run).as_posix()), quote=True)
+    """A file inside RUN as a relative URL: quoted here, HTML-escaped by the template."""
+    return quote(path.relative_to(run).as_posix())
 
 
-def img(run: Path, path: Path, alt: str, css: str = "") -> str:
-    return (f'<a href="{link(run, path)}"><img src="{link(run, path)}" alt="{h(alt)}"'
-            + (f' class="{css}"' if css else "") + "></a>")
+def figure(run: Path, path: Path, alt: str, css: str = "", caption: str = "") -> dict:
+    """An image the templates link and show (macros.html.j2's img and figure)."""
+    return {"src": link(run, path), "alt": alt, "css": css, "caption": caption}
 
 
 def fmt(value: Any) -> str:
+    """A table cell's text (the templates' `cell` filter)."""
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.4g}"
     return "" if value is None else clip(value, 200)
 
 
-def table(header: list[str], rows: list[list[Any]]) -> str:
-    """Cells are escaped here: pass raw values."""
-    head = "".join(f"<th>{h(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def note(text: str) -> str:
-    return f'<p class="note">{text}</p>'
+def table(header: list[str], rows: list[list[Any]]) -> dict:
+    """Raw values: the template clips and escapes each cell."""
+    return {"header": header, "rows": rows}
 
 
 # The dataset panel.
@@ -118,14 +116,15 @@ def dataset_location(run: Path, config: dict, data: str | None) -> str | None:
     return value
 
 
-def dataset_panel(run: Path, where: str | None, opened=None) -> str:
+def dataset_panel(run: Path, where: str | None, opened=None) -> dict:
     """`opened`: the run's own shards.Dataset, when it has one, rather than reading the index again."""
     from shards.format.reader import Dataset
     from shards.tools.card import SIZES_PNG, card_links, card_tables, read_card, write_card
     from shards.tools.plots import contact_sheet
 
+    panel = {"where": where, "error": None, "count": None, "card": None, "sizes": None, "grid": None}
     if where is None:
-        return note("The run's config names no dataset: <code>anyres-train report RUN --data DATASET</code>.")
+        return panel
     folder = run / ASSETS / "dataset"
     try:
         ds = opened if opened is not None else Dataset(where)
@@ -133,14 +132,14 @@ def dataset_panel(run: Path, where: str | None, opened=None) -> str:
         write_card(ds, folder, card)
         contact_sheet(ds, folder / "grid.png", n=min(24, len(ds)) or 1, seed=0, thumb=160)
     except (UserError, OSError) as exc:
-        return note(f"The dataset <code>{h(where)}</code> cannot be read now ({h(' '.join(str(exc).split()))}); "
-                    "this panel needs it: <code>anyres-train report RUN --data DATASET</code> names another place.")
+        return panel | {"error": " ".join(str(exc).split())}
     shown = ("Licences", "Samples without credit")
-    return (f"<p>Dataset <code>{h(where)}</code>: {len(ds):,} samples.</p>" + card_links(f"{ASSETS}/dataset/")
-            + card_tables(card, only=shown)
-            + img(run, folder / SIZES_PNG, "width x height, shorter side, megapixels", "wide")
-            + img(run, folder / "grid.png", "contact sheet of random samples, native size on each", "wide")
-            + f"<details><summary>The rest of the dataset card</summary>{card_tables(card, skip=shown)}</details>")
+    # The only markup made in Python: shards.tools.card renders the card's tables once, for its
+    # own CARD.html and for this page, escaping every cell there (plumbing.escape.h, h_link).
+    fragments = {"links": card_links(f"{ASSETS}/dataset/"), "shown": card_tables(card, only=shown),
+                 "rest": card_tables(card, skip=shown)}
+    return panel | {"count": f"{len(ds):,}", "card": {k: Markup(v) for k, v in fragments.items()},
+                    "sizes": link(run, folder / SIZES_PNG), "grid": link(run, folder / "grid.png")}
 
 
 # Training: config, curves, sample grids, loader counters.
@@ -152,47 +151,36 @@ def flatten(value: Any, prefix: str = "") -> list[list[Any]]:
     return [[prefix.rstrip("."), json.dumps(value, default=str)]]
 
 
-def config_panel(config: dict) -> str:
-    """config.json as small tables side by side: the run's own settings, then one per group."""
-    if not config:
-        return note("No config.json in this run folder.")
+def config_panel(config: dict) -> list[tuple[str, list[list[Any]]]]:
+    """config.json as small tables side by side: the run's own settings, then one per group
+    (none when there is no config)."""
     groups = {"run": [[k, json.dumps(v, default=str)] for k, v in config.items() if not isinstance(v, dict)]}
     groups.update({k: flatten(v) for k, v in config.items() if isinstance(v, dict)})
-    return '<div class="cols">' + "".join(f"<div><h3>{h(name)}</h3>{table(['setting', 'value'], rows)}</div>"
-                                          for name, rows in groups.items() if rows) + "</div>"
+    return [(name, rows) for name, rows in groups.items() if rows]
 
 
-def curves_panel(run: Path, records: list[dict]) -> str:
+def curves_panel(run: Path, records: list[dict]) -> dict | None:
     if (run / "curves.png").exists():
-        return img(run, run / "curves.png", "training curves", "wide")
+        return figure(run, run / "curves.png", "training curves")
     if records:
         path = run / ASSETS / "curves.png"
         stats_log.plot_curves(records, path)
-        return img(run, path, "training curves, drawn from stats.jsonl", "wide")
-    return note("No stats.jsonl yet: curves appear after the first tick.")
+        return figure(run, path, "training curves, drawn from stats.jsonl")
+    return None
 
 
-def samples_panel(run: Path) -> str:
+def samples_panel(run: Path) -> dict | None:
     grids = sorted(run.glob("samples-*.png"))
     if not grids:
-        return note("No sample grids yet: one is written at every snapshot.")
+        return None
     latest, earlier = grids[-1], grids[:-1][-STRIP:]
-    parts = [f"<p>Fixed seeds, so every grid shows the same images improving. Latest: <code>{h(latest.name)}</code>"
-             " (the global image, then centred patches at higher scales).</p>", img(run, latest, latest.name, "wide")]
-    if earlier:
-        parts.append('<div class="strip">' + "".join(
-            f"<figure>{img(run, p, p.name)}<figcaption>{h(p.stem.removeprefix('samples-'))}</figcaption></figure>"
-            for p in earlier) + "</div>")
-    return "".join(parts)
+    return {"latest": figure(run, latest, latest.name),
+            "earlier": [figure(run, p, p.name, caption=p.stem.removeprefix("samples-")) for p in earlier]}
 
 
-def loader_panel(records: list[dict]) -> str:
+def loader_panel(records: list[dict]) -> list[list[Any]]:
     counts = records[-1].get("loader") if records else None
-    if not isinstance(counts, dict) or not counts:
-        return note("No loader counters yet (they come with each tick's stats line).")
-    rows = [[k, v] for k, v in counts.items()]
-    return ("<p>Totals at the last tick, per stream: images decoded, patches drawn, and every skip by its "
-            "reason.</p>" + table(["counter", "count"], rows))
+    return [[k, v] for k, v in counts.items()] if isinstance(counts, dict) else []
 
 
 # Generation and metrics.
@@ -222,32 +210,22 @@ def small(path: Path) -> bool:
 def caption(path: Path) -> str:
     side = read_json(path.with_suffix(".json"))
     if not isinstance(side, dict):
-        return h(path.name)
+        return path.name
     if "frames" in side:
-        return h(f"{path.name}: seed {fmt(side.get('seed'))}, {len(side['frames'])} frames of {fmt(side.get('frame_size'))} px")
-    return h(f"{path.name}: seed {fmt(side.get('seed'))}, {fmt(side.get('width'))} x {fmt(side.get('height'))}, "
-             f"S = {fmt(side.get('scale'))}")
+        return f"{path.name}: seed {fmt(side.get('seed'))}, {len(side['frames'])} frames of {fmt(side.get('frame_size'))} px"
+    return (f"{path.name}: seed {fmt(side.get('seed'))}, {fmt(side.get('width'))} x {fmt(side.get('height'))}, "
+            f"S = {fmt(side.get('scale'))}")
 
 
-def outputs_panel(run: Path, config: dict) -> str:
+def outputs_panel(run: Path, config: dict) -> list[dict]:
     images, zooms = output_files(run)
     r = as_dict(config.get("g")).get("resolution") or 256
-    parts = []
-    for title, files, how in (
-        ("Generated images", images, f"anyres-generate {run}/checkpoint.pt --out {run}/generated --seeds 0-3 --size {4 * r}"),
-        ("Zooms", zooms, f"anyres-generate {run}/checkpoint.pt --out {run}/zoom --zoom --seeds 0"),
-    ):
-        parts.append(f"<h3>{title}</h3>")
-        if not files:
-            parts.append(note(f"None in this run folder yet. To make them: <code>{h(how, 1000)}</code>"))
-            continue
-        shown = files[:MAX_IMAGES]
-        parts.append('<div class="gallery">' + "".join(
-            f"<figure>{img(run, p, p.name, 'small' if small(p) else '')}<figcaption>{caption(p)}</figcaption></figure>"
-            for p in shown) + "</div>")
-        if len(files) > len(shown):
-            parts.append(note(f"{len(files) - len(shown)} more not shown."))
-    return "".join(parts)
+    return [{"title": title, "how": how, "more": max(0, len(files) - MAX_IMAGES),
+             "figures": [figure(run, p, p.name, "small" if small(p) else "", caption(p)) for p in files[:MAX_IMAGES]]}
+            for title, files, how in (
+                ("Generated images", images,
+                 f"anyres-generate {run}/checkpoint.pt --out {run}/generated --seeds 0-3 --size {4 * r}"),
+                ("Zooms", zooms, f"anyres-generate {run}/checkpoint.pt --out {run}/zoom --zoom --seeds 0"))]
 
 
 def bin_order(label: str) -> tuple[float, str]:
@@ -276,72 +254,67 @@ def plot_bins(rows: list[dict], path: Path) -> None:
     atomic_write_png(path, fig)
 
 
-def metrics_panel(run: Path, config: dict, where: str | None) -> str:
+def metrics_panel(run: Path, config: dict, where: str | None) -> dict:
     rows = [r for r in read_jsonl(run / "metrics.jsonl") if "metric" in r]
+    panel = {"how": None, "plain": None, "bins": None, "spectrum": None, "notes": []}
     if not rows:
         r = as_dict(config.get("g")).get("resolution") or 256
-        how = f"anyres-eval {run} --data {where or 'DATASET'} --metrics kid,fid-up --size {4 * r}"
-        return note(f"No metrics.jsonl yet. To score the snapshots: <code>{h(how, 1000)}</code>, or train "
-                    "with <code>--metrics</code>.")
+        return panel | {"how": f"anyres-eval {run} --data {where or 'DATASET'} --metrics kid,fid-up --size {4 * r}"}
     plain = [r for r in rows if "bin" not in r]
     binned = [r for r in rows if "bin" in r and r["metric"] == "pfid-bins"]
     notes = list(dict.fromkeys(str(r.get("note")) for r in rows if not r.get("comparable")))
-    parts = []
+    panel["notes"] = notes
     if plain:
-        parts.append(table(
+        panel["plain"] = table(
             ["snapshot", "kimg", "metric", "value", "± / real", "n", "where", "network", "comparable"],
             [[Path(str(r.get("snapshot", ""))).name, r.get("kimg"), r["metric"], r.get("value"),
               f"± {fmt(r['std'])}" if "std" in r else f"real {fmt(r['real'])}" if "real" in r else "",
               r.get("n"), f"S={fmt(r['size'])}" if "size" in r else f"p={fmt(r.get('p'))} S {fmt(r.get('s_min'))}-"
               f"{fmt(r.get('s_max')) or 'native'}", r.get("network"),
-              "yes" if r.get("comparable") else f"no ({notes.index(str(r.get('note'))) + 1})"] for r in plain]))
+              "yes" if r.get("comparable") else f"no ({notes.index(str(r.get('note'))) + 1})"] for r in plain])
     if binned:
         labels = sorted({str(r["bin"]) for r in binned}, key=bin_order)
         snapshots = list(dict.fromkeys(str(r.get("snapshot")) for r in binned))
         value = {(str(r.get("snapshot")), str(r["bin"])): r.get("value") for r in binned}
-        parts.append("<h3>pFID per scale (S/R)</h3>" + table(
-            ["snapshot", *labels], [[Path(s).name, *(value.get((s, b)) for b in labels)] for s in snapshots]))
         plot = run / "pfid-bins.png"
         if not plot.exists():
             plot = run / ASSETS / "pfid-bins.png"
             plot_bins(binned, plot)
-        parts.append(img(run, plot, "pFID per scale"))
-    parts.append(spectrum_part(run, rows))
-    if notes:
-        parts.append("<ol class=\"notes\">" + "".join(f"<li>not comparable with published numbers: {h(n, 500)}</li>"
-                                                       for n in notes) + "</ol>")
-    return "".join(parts)
+        panel["bins"] = table(["snapshot", *labels], [[Path(s).name, *(value.get((s, b)) for b in labels)]
+                                                      for s in snapshots]) | {"plot": link(run, plot)}
+    panel["spectrum"] = spectrum_part(run, rows)
+    return panel
 
 
-def spectrum_part(run: Path, rows: list[dict]) -> str:
+def spectrum_part(run: Path, rows: list[dict]) -> dict | None:
     """The last snapshot's power per frequency band against real patches', per scale, drawn."""
     spectra = latest_spectra(rows)
     if not spectra:
-        return ""
+        return None
     plot = plot_spectra(rows, run / ASSETS / SPECTRUM_PLOT)
     edges = spectra[0]["centres"]
     header = ["metric", "S/R", *(f"{c:.3g} c/px" for c in edges)]
     ratios = [[r["metric"], r["bin"], *(f / q if q > 0 else math.nan for f, q in zip(r["fake"], r["real"]))]
               for r in spectra if len(r["centres"]) == len(edges)]
-    return ("<h3>Detail: power per frequency band, as a ratio to real patches'</h3>" + table(header, ratios)
-            + (img(run, plot, "power spectra per scale: real, rendered, upsampled") if plot else ""))
+    return table(header, ratios) | {"plot": link(run, plot) if plot else None}
 
 
 # The page.
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
-h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:1.6em}nav a{margin-right:1em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}
-th{background:#f3f3f3}pre{background:#f6f6f6;padding:8px;overflow:auto}.note{color:#555;font-style:italic}
-img{max-width:100%;image-rendering:auto}img.wide{display:block;margin:.5em 0}
-.strip,.gallery{display:flex;flex-wrap:wrap;gap:8px}.strip img{height:120px}.gallery img{max-height:320px}
-.gallery img.small{height:256px;image-rendering:pixelated}
-.cols{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:0 16px;align-items:start}
-.cols table{width:100%;table-layout:fixed}td{overflow-wrap:anywhere}
-figure{margin:0}figcaption{font-size:.8em;color:#555;max-width:320px}code{background:#f3f3f3;padding:0 .2em}"""
-
 SECTIONS = (("dataset", "Dataset"), ("config", "Config"), ("curves", "Training curves"), ("samples", "Sample grids"),
             ("outputs", "Generated images and zooms"), ("metrics", "Metrics"), ("loader", "Loader counters"))
+TEMPLATES = Path(__file__).with_name("templates")  # package data (pyproject.toml), beside this module
+
+
+def environment() -> jinja2.Environment:
+    """Autoescape on for every template but the static stylesheet, whose `>` must stay a `>`; a
+    value the Python side forgot to pass fails the page rather than showing as nothing."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("j2",), disabled_extensions=("css",), default=True),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(clip=clip, cell=fmt)
+    return env
 
 
 def build_page(run: Path, data: str | None = None, dataset=None) -> str:
@@ -353,7 +326,7 @@ def build_page(run: Path, data: str | None = None, dataset=None) -> str:
     summary = table(["stage", "preset", "kimg", "of", "s/kimg", "loss G", "loss D"],
                     [[config.get("stage"), config.get("preset"), last.get("kimg"), config.get("kimg"),
                       last.get("sec_per_kimg"), last.get("loss_G"), last.get("loss_D")]])
-    bodies = {
+    panels = {
         "dataset": dataset_panel(run, where, dataset),
         "config": config_panel(config),
         "curves": curves_panel(run, records),
@@ -362,14 +335,9 @@ def build_page(run: Path, data: str | None = None, dataset=None) -> str:
         "metrics": metrics_panel(run, config, where),
         "loader": loader_panel(records),
     }
-    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
-    body = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
-    name = h(run.resolve().name)
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
-            f'<meta name="viewport" content="width=device-width"><title>anyres run {name}</title>'
-            f"<style>{STYLE}</style></head><body><h1>anyres run {name}</h1>"
-            f"<p>Written {time.strftime('%Y-%m-%d %H:%M:%S')} from <code>{h(str(run), 1000)}</code>.</p>"
-            f"{summary}<nav>{nav}</nav>{body}</body></html>\n")
+    return environment().get_template("report.html.j2").render(
+        name=run.resolve().name, run=str(run), written=time.strftime("%Y-%m-%d %H:%M:%S"), summary=summary,
+        sections=SECTIONS, panels=panels)
 
 
 def write_report(run: str | Path, data: str | None = None, dataset=None) -> Path:
