@@ -13,7 +13,7 @@ import json
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
@@ -100,12 +100,14 @@ class Page(HTMLParser):
         self.refs: list[tuple[str, str]] = []  # (tag, href or src)
         self.text: list[str] = []
         self.styles: list[str] = []
+        self.attrs: list[tuple[str, dict]] = []  # (tag, its attributes)
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         self.refs += [(tag, v) for k, v in attrs if k in ("href", "src") and v is not None]
         self.styles += [v for k, v in attrs if k == "style" and v]
+        self.attrs.append((tag, dict(attrs)))
 
     def handle_data(self, data):
         self.text.append(data)
@@ -235,3 +237,36 @@ def test_a_relative_dataset_is_found_from_where_training_ran(tmp_path, monkeypat
     assert html_report.dataset_location(run, config, "elsewhere") == "elsewhere"
     assert html_report.dataset_location(run, {"loader": {"data": "gone"}, "out": "runs/one"}, None) == "gone"
     assert html_report.dataset_location(run, {"loader": "not a dict"}, None) is None
+
+
+HOSTILE = "<img src=x onerror=alert(1)>\"&'"
+
+
+def test_a_hostile_string_in_each_input_is_shown_as_text(tmp_path):
+    """Every input the page shows, each holding markup: a config value, a loader counter, a metric's
+    note, bin and network, a sample grid's and a generated image's file name, a sidecar's seed, the
+    dataset's location. Each is text on the page; none becomes a tag or an attribute."""
+    from PIL import Image
+
+    run = tmp_path / "run"
+    (run / "generated").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"stage": HOSTILE, "g": {"resolution": 16, "note": HOSTILE},
+                                                 "loader": {"data": f"/gone/{HOSTILE}"}}))
+    (run / "stats.jsonl").write_text(json.dumps({"kimg": 1, "loader": {HOSTILE: 3}}) + "\n")
+    grid, image = f"samples-000001{HOSTILE}.png", f"x{HOSTILE}.png"
+    for path in (run / "samples-000000.png", run / grid, run / "generated" / image):
+        Image.new("RGB", (4, 4)).save(path)
+    (run / "generated" / f"x{HOSTILE}.json").write_text(json.dumps({"seed": HOSTILE, "width": 4, "height": 4}))
+    rows = [{"snapshot": "s", "metric": "kid", "value": 1.0, "note": f"note {HOSTILE}", "network": HOSTILE},
+            {"snapshot": "s", "metric": "pfid-bins", "bin": HOSTILE, "value": 2.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = html_report.write_report(run).read_text()
+    parsed = Page(page)
+    shown = " ".join(" ".join(parsed.text).split())
+    assert HOSTILE not in page and "onerror" not in {k for _, attrs in parsed.attrs for k in attrs}
+    assert "<th>stage</th>" in page  # the page's own markup is still markup
+    for text in (json.dumps(HOSTILE), f"{HOSTILE} 3", f"not comparable with published numbers: note {HOSTILE}",
+                 f"snapshot {HOSTILE} s 2", f"Latest: {grid}", f"{image}: seed {HOSTILE}, 4 x 4", f"/gone/{HOSTILE}"):
+        assert text in shown, text
+    assert ("img", {"src": quote(grid), "alt": grid, "class": "wide"}) in parsed.attrs  # the name as text
+    assert all(src != "x" for tag, src in parsed.refs)

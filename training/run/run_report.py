@@ -5,9 +5,10 @@ folder already holds by relative path (curves, sample grids, generated images an
 pFID plot) and writes what it adds into RUN/report/ (the dataset's card, size plot and contact
 sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). This module reads the
 run and computes what each panel shows (rows, links, captions); the Jinja2 templates in templates/
-hold all the markup, rendered with autoescape on, so every string read from a file (config values,
-metric notes, dataset text, file names) is shown as text. A part that is missing (no dataset, no
-metrics yet) says so, and how to make it, rather than failing the page.
+hold the markup and render with autoescape on, so every string read from a file (config values,
+metric notes, file names) is shown as text, clipped to one bounded line (plumbing.escape.clip). The
+dataset card's tables alone arrive as HTML, escaped where shards.tools.card renders them. A part
+that is missing (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
 """
 
 from __future__ import annotations
