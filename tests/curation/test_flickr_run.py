@@ -151,6 +151,7 @@ def committed(out: Path) -> list[int]:
     return sorted(int(p.parent.name.split("-")[1]) for p in (out / "work" / "staging").glob("slice-*/done.json"))
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_an_interrupted_cli_run_resumes_and_the_key_never_shows(fake, tmp_path):
     clean = tmp_path / "clean"
     first = run(*cli_args(fake, clean))

@@ -101,6 +101,7 @@ def honest(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_fuzz_shard_bytes(honest):
     rng = random.Random(11)
     path = honest / SHARD0

@@ -166,6 +166,7 @@ def twenty_million_rows(root: Path) -> None:
     repin(root)
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_index_bomb_is_refused_from_its_footer(tmp_path):
     root = tmp_path / "ds"
     twenty_million_rows(root)

@@ -47,6 +47,7 @@ def test_frechet_distance_of_samples_converges_to_the_closed_form_and_is_zero_fo
     assert frechet_distance(gaussian(feats), gaussian(feats)) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_kid_of_a_set_against_itself_is_near_zero_and_a_shifted_set_scores_higher():
     rng = np.random.default_rng(2)
     real = rng.normal(size=(200, 16))

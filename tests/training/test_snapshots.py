@@ -65,6 +65,7 @@ def test_the_snap_flag_and_its_old_name(tmp_path):
     assert config_from_args(build_parser().parse_args(argv)).snap_ticks == PRESETS["tiny"].snap_ticks
 
 
+@pytest.mark.slow  # the module's runs train
 def test_snapshots_are_written_every_snap_ticks_and_kept(runs):
     _, whole, _, stopped = runs
     names = sorted(p.name for p in whole.glob("network-snapshot-*.pt"))
@@ -80,6 +81,7 @@ def test_snapshots_are_written_every_snap_ticks_and_kept(runs):
     assert all(networks_equal(last[k], final["trainer"][k]) for k in ("G", "G_ema", "D"))
 
 
+@pytest.mark.slow  # the module's runs train
 def test_each_snapshot_loads_back_as_what_was_saved(runs):
     _, whole, _, stopped = runs
     # The run stopped at step 2 saved a checkpoint there: the first snapshot must equal it.
@@ -92,6 +94,7 @@ def test_each_snapshot_loads_back_as_what_was_saved(runs):
         assert networks_equal(checkpoint.load_generator(path, "G").state_dict(), saved["G"])
 
 
+@pytest.mark.slow  # the module's runs train
 def test_a_resumed_run_writes_the_same_snapshots(runs):
     _, whole, broken, stopped = runs
     for path in sorted(whole.glob("network-snapshot-*.pt")):
@@ -102,6 +105,7 @@ def test_a_resumed_run_writes_the_same_snapshots(runs):
     assert networks_equal(first["G_ema"], checkpoint.load(broken / "network-snapshot-000000.016.pt")["G_ema"])
 
 
+@pytest.mark.slow  # the module's runs train
 def test_a_snapshot_is_a_teacher_and_a_generator_but_not_a_resume_point(runs, tmp_path):
     data, whole, _, _ = runs
     snap = whole / "network-snapshot-000000.016.pt"
@@ -115,6 +119,7 @@ def test_a_snapshot_is_a_teacher_and_a_generator_but_not_a_resume_point(runs, tm
         train(preset_config(data, out, stage="patch", teacher=str(snap), kimg=0.016, resume=True))
 
 
+@pytest.mark.slow  # the module's runs train
 def test_a_snapshot_of_another_architecture_is_refused_as_teacher(runs, tmp_path):
     data, whole, _, _ = runs
     snap = checkpoint.load(whole / "network-snapshot-000000.016.pt")
@@ -124,6 +129,7 @@ def test_a_snapshot_of_another_architecture_is_refused_as_teacher(runs, tmp_path
         train(preset_config(data, tmp_path / "run", stage="patch", teacher=str(tmp_path / "other.pt")))
 
 
+@pytest.mark.slow  # the module's runs train
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "other-dict"])
 def test_a_damaged_snapshot_as_teacher_is_one_line_and_exit_2(runs, tmp_path, capsys, damage):
     data, whole, _, _ = runs
