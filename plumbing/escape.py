@@ -2,13 +2,14 @@
 
 Titles, owners, licences and URLs come from a manifest or an index, which may be hostile
 (SECURITY.md). Every string is first `clip`ped: control characters become visible escapes
-(`console.printable`) and its length is bounded; then it is escaped for its format. Only plain
-http(s) URLs ever become links (`safe_url`): a `javascript:` or `data:` URL stays text.
+(`console.printable`) and its length is bounded; then it is escaped for its format, here for
+Markdown and CSV, and for HTML by the Jinja2 templates' autoescape (shards/tools/templates/,
+training/run/templates/). Only plain http(s) URLs ever become links (`safe_url`): a
+`javascript:` or `data:` URL stays text.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import quote, urlsplit
 
@@ -39,11 +40,6 @@ def md(value: object, limit: int = TEXT_LIMIT) -> str:
     return _AUTOLINK.sub(r"\\\1\2", _MARKDOWN.sub(r"\\\1", clip(value, limit)))
 
 
-def h(value: object, limit: int = TEXT_LIMIT) -> str:
-    """Dataset text as literal HTML, quotes included (safe inside attributes too)."""
-    return html.escape(clip(value, limit), quote=True)
-
-
 def safe_url(value: object) -> str | None:
     """An http(s) URL fit to be a link target in Markdown or HTML, or None.
 
@@ -66,13 +62,6 @@ def md_link(text: object, url: object, limit: int = TEXT_LIMIT) -> str:
     target = safe_url(url)
     label = md(text if text not in (None, "") else url, limit)
     return f"[{label}]({target})" if target else label
-
-
-def h_link(text: object, url: object, limit: int = TEXT_LIMIT) -> str:
-    """`<a href=...>` when the URL is safe, else the escaped text alone."""
-    target = safe_url(url)
-    label = h(text if text not in (None, "") else url, limit)
-    return f'<a href="{html.escape(target, quote=True)}" rel="noopener noreferrer">{label}</a>' if target else label
 
 
 def csv_cell(value: object, limit: int = URL_LIMIT) -> str:

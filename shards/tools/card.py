@@ -7,11 +7,13 @@ CARD.html, with the size plot as card-sizes.png; `verify` reads only the manifes
 shards/, so these files beside them change nothing it checks. Everything shown comes from the
 manifest and the index, which may be hostile: strings go through plumbing.escape, and a manifest's
 descriptive fields are shown whatever their types, never trusted to be what they should be.
+CARD.md is written here; CARD.html is rendered from the Jinja2 templates in templates/ with
+autoescape on, from plain data (card_links, card_tables) that the run report's dataset panel
+renders with the same macros (card_macros.html.j2).
 """
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,11 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from plumbing.atomic import atomic_write
-from plumbing.escape import clip, h, h_link, md, md_link
+from plumbing.escape import clip, md, md_link, safe_url
 from shards.format.manifest import WORK_DIR
 from shards.format.reader import Dataset
 from shards.tools.attribution import (
@@ -196,42 +199,43 @@ def card_markdown(card: Card) -> str:
     return "\n".join(lines)
 
 
-def _h_cell(cell: Any) -> str:
-    return h_link(*cell) if isinstance(cell, tuple) else h(cell)
+def _html_cell(cell: Any) -> dict[str, str | None]:
+    """A cell as the card's templates take it: clipped text, and a link target only where
+    plumbing.escape.safe_url passes the URL (quoted there); the templates escape both."""
+    if isinstance(cell, tuple):
+        text, url = cell
+        return {"text": clip(text if text not in (None, "") else url), "href": safe_url(url)}
+    return {"text": clip(cell), "href": None}
 
 
-def card_links(prefix: str = "") -> str:
-    """Where the card's files are, as HTML; `prefix` is their folder relative to the page."""
-    where = html.escape(prefix)
-    return (f'<p>Attribution for every sample: <a href="{where}{ATTRIBUTION_MD}">{ATTRIBUTION_MD}</a> '
-            f'(<a href="{where}{ATTRIBUTION_CSV}">CSV</a>); the card as <a href="{where}{CARD_MD}">{CARD_MD}</a>.</p>')
+def card_links(prefix: str = "") -> dict[str, str]:
+    """Where the card's files are, for card_macros.links; `prefix` is their folder relative to the page."""
+    return {"attribution": prefix + ATTRIBUTION_MD, "attribution_name": ATTRIBUTION_MD,
+            "csv": prefix + ATTRIBUTION_CSV, "card": prefix + CARD_MD, "card_name": CARD_MD}
 
 
-def card_tables(card: Card, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()) -> str:
-    """The card's tables as an HTML fragment, all of them (and the config) or those titled in `only`."""
-    parts = []
-    for title, header, rows in sections(card):
-        if rows and (only is None or title in only) and title not in skip:
-            head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-            body = "".join("<tr>" + "".join(f"<td>{_h_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-            parts.append(f"<h3>{html.escape(title)}</h3><table><tr>{head}</tr>{body}</table>")
-    config = _config_text(card) if only is None else None
-    if config:
-        parts.append(f"<h3>Curation config</h3><pre>{html.escape(config)}</pre>")
-    return "\n".join(parts)
+def card_tables(card: Card, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The card's tables for card_macros.tables, all of them (and the config) or those titled in `only`."""
+    tables = [{"title": title, "header": list(header), "rows": [[_html_cell(c) for c in row] for row in rows]}
+              for title, header, rows in sections(card) if rows and (only is None or title in only)
+              and title not in skip]
+    return {"tables": tables, "config": _config_text(card) if only is None else None}
 
 
-PAGE_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-              "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;"
-              "text-align:left}pre{background:#f6f6f6;padding:8px;overflow:auto}img{max-width:100%}")
+TEMPLATES = Path(__file__).with_name("templates")  # package data (pyproject.toml), beside this module
+
+
+def environment() -> jinja2.Environment:
+    """Autoescape on, as for the run report (training.run.run_report.environment, which also loads
+    these templates); a value the Python side forgot to pass fails the page rather than showing as nothing."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def card_page(card: Card) -> str:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
-            f"<title>Dataset card: {h(card.name)}</title><style>{PAGE_STYLE}</style></head><body>"
-            f"<h1>Dataset card: {h(card.name)}</h1>"
-            f'<img src="{SIZES_PNG}" alt="width x height, shorter side, megapixels">\n'
-            f"{card_links()}{card_tables(card)}\n</body></html>\n")
+    return environment().get_template("card.html.j2").render(
+        name=clip(card.name), sizes=SIZES_PNG, links=card_links(), tables=card_tables(card))
 
 
 def write_card(ds: Dataset, out: str | Path, card: Card | None = None) -> list[Path]:

@@ -135,6 +135,30 @@ def test_card_html_holds_no_markup_from_the_dataset(card):
         assert ref.startswith("https://") or ref == "data:," or (card / ref).is_file(), ref
 
 
+HOSTILE_LICENCE = "<a href=javascript:alert(1)>cc-by</a>\"'&"
+
+
+def test_card_html_shows_a_hostile_name_and_licence_as_text_and_no_unsafe_link(dataset):
+    """The templates' autoescape: the name in <title> and <h1>, a licence name that is a link
+    tag, and a licence URL that is javascript:, each shown as text; only http(s) URLs are links."""
+    from shards.format.reader import Dataset
+    from shards.tools.card import Licence, card_page, read_card
+
+    card = dataclasses.replace(read_card(Dataset(dataset[0])), licences=[
+        Licence(HOSTILE_LICENCE, "javascript:alert(document.cookie)", 3),
+        Licence("cc-by-4.0", "https://creativecommons.org/licenses/by/4.0/?a=1&b=<x>", 2)])
+    html = card_page(card)
+    page = Links()
+    page.feed(html)
+    shown = "".join(page.text)
+    assert HOSTILE_LICENCE not in html and "<b>" not in html and "javascript" not in "".join(page.refs)
+    assert HOSTILE_LICENCE in shown  # the licence name, as text
+    assert page.tags.count("a") == 4  # the card's three files and the one http(s) licence
+    assert "https://creativecommons.org/licenses/by/4.0/?a=1&b=%3Cx%3E" in page.refs  # quoted by safe_url
+    name = "Dataset card: set <b>$x$</b> | [click](javascript:alert(1))\\x0a# heading"
+    assert shown.count(name) == 2  # <title> and <h1>, one line, as text
+
+
 def test_attribution_lists_every_sample_in_markdown_and_csv(card, dataset):
     _, metas = dataset
     lines = [line for line in (card / "ATTRIBUTION.md").read_text().splitlines() if re.match(r"\| \d+ \|", line)]

@@ -7,8 +7,8 @@ sheet, curves drawn from stats.jsonl when curves.png is missing, the spectra). T
 run and computes what each panel shows (rows, links, captions); the Jinja2 templates in templates/
 hold the markup and render with autoescape on, so every string read from a file (config values,
 metric notes, file names) is shown as text, clipped to one bounded line (plumbing.escape.clip). The
-dataset card's tables alone arrive as HTML, escaped where shards.tools.card renders them. A part
-that is missing (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
+dataset card's links and tables come as plain data from shards.tools.card and are drawn by its own
+macros (shards/tools/templates/card_macros.html.j2), as on its CARD.html. A part that is missing (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from markupsafe import Markup
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -135,11 +134,10 @@ def dataset_panel(run: Path, where: str | None, opened=None) -> dict:
     except (UserError, OSError) as exc:
         return panel | {"error": " ".join(str(exc).split())}
     shown = ("Licences", "Samples without credit")
-    # The only markup made in Python: shards.tools.card renders the card's tables once, for its
-    # own CARD.html and for this page, escaping every cell there (plumbing.escape.h, h_link).
-    fragments = {"links": card_links(f"{ASSETS}/dataset/"), "shown": card_tables(card, only=shown),
-                 "rest": card_tables(card, skip=shown)}
-    return panel | {"count": f"{len(ds):,}", "card": {k: Markup(v) for k, v in fragments.items()},
+    # Plain data for the card's own macros: the same tables and links as its CARD.html.
+    parts = {"links": card_links(f"{ASSETS}/dataset/"), "shown": card_tables(card, only=shown),
+             "rest": card_tables(card, skip=shown)}
+    return panel | {"count": f"{len(ds):,}", "card": parts,
                     "sizes": link(run, folder / SIZES_PNG), "grid": link(run, folder / "grid.png")}
 
 
@@ -309,9 +307,12 @@ TEMPLATES = Path(__file__).with_name("templates")  # package data (pyproject.tom
 
 def environment() -> jinja2.Environment:
     """Autoescape on for every template but the static stylesheet, whose `>` must stay a `>`; a
-    value the Python side forgot to pass fails the page rather than showing as nothing."""
+    value the Python side forgot to pass fails the page rather than showing as nothing. The
+    dataset card's templates are found too, for its macros."""
+    from shards.tools.card import TEMPLATES as CARD_TEMPLATES
+
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        loader=jinja2.FileSystemLoader([TEMPLATES, CARD_TEMPLATES]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("j2",), disabled_extensions=("css",), default=True),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(clip=clip, cell=fmt)
