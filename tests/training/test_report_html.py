@@ -270,3 +270,24 @@ def test_a_hostile_string_in_each_input_is_shown_as_text(tmp_path):
         assert text in shown, text
     assert ("img", {"src": quote(grid), "alt": grid, "class": "wide"}) in parsed.attrs  # the name as text
     assert all(src != "x" for tag, src in parsed.refs)
+
+
+def test_the_dataset_card_in_the_report_shows_hostile_licences_as_text(tmp_path):
+    """The dataset panel draws the card's tables with the card's own macros, from plain data: a
+    licence name holding markup is text, a javascript: licence URL is no link, an http(s) one is."""
+    root, run = tmp_path / "ds", tmp_path / "run"
+    with DatasetWriter(root, WriterConfig(name=HOSTILE)) as writer:
+        for i, (licence, url) in enumerate([(HOSTILE, "javascript:alert(1)"), ("cc-by-4.0", "https://l.example/?a=<b>")]):
+            data = encode(gradient(32, 24, seed=i), "PNG")
+            writer.add(dataclasses.replace(meta_for(data, f"img-{i}"), license=licence, license_url=url), data)
+        writer.finalize(curation={"tool": "tests", "config": {"note": HOSTILE}})
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    page = html_report.write_report(run, data=str(root)).read_text()
+    parsed = Page(page)
+    shown = " ".join(" ".join(parsed.text).split())
+    assert HOSTILE not in page and "onerror" not in {k for _, attrs in parsed.attrs for k in attrs}
+    assert f"{HOSTILE} 1 50%" in shown and json.dumps(HOSTILE) in shown  # the licence row; the config
+    links = [href for tag, href in parsed.refs if tag == "a"]
+    assert "https://l.example/?a=%3Cb%3E" in links and not any("javascript" in href for href in links)
+    assert "report/dataset/ATTRIBUTION.md" in links and "report/dataset/CARD.md" in links

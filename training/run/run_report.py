@@ -8,7 +8,8 @@ run and computes what each panel shows (rows, links, captions); the Jinja2 templ
 hold the markup and render with autoescape on, so every string read from a file (config values,
 metric notes, file names) is shown as text, clipped to one bounded line (plumbing.escape.clip). The
 dataset card's links and tables come as plain data from shards.tools.card and are drawn by its own
-macros (shards/tools/templates/card_macros.html.j2), as on its CARD.html. A part that is missing (no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
+macros (shards/tools/templates/card_macros.html.j2), as on its CARD.html. A part that is missing
+(no dataset, no metrics yet) says so, and how to make it, rather than failing the page.
 """
 
 from __future__ import annotations
