@@ -162,6 +162,7 @@ def test_adding_to_a_dataset_does_not_duplicate_and_rewrites_only_changed_shards
     assert again["shards"] == manifest["shards"] and again["num_samples"] == 25
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_cli_add_and_exclude_flags(tmp_path):
     write(tmp_path / "a", {"p0.jpg": copies(0)["half"], "p5.jpg": copies(5)["half"]})
     write(tmp_path / "b", {"p0-big.jpg": copies(0)["orig"], "p6.jpg": copies(6)["half"]})

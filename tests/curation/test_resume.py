@@ -28,6 +28,7 @@ def staged(out):
 
 @pytest.mark.parametrize("engine", [["--no-ray"], pytest.param(["--workers", "2"], marks=pytest.mark.ray)],
                          ids=["inline", "ray"])
+@pytest.mark.slow  # more than a few seconds
 def test_sigkill_then_rerun_gives_the_same_dataset(tmp_path, image_server, corpus, engine):
     good, bad = corpus
     names = list(good) + list(bad)

@@ -145,6 +145,7 @@ def test_fuzz_manifest_json(honest):
         path.write_bytes(original)
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_fuzz_index_values(honest):
     rng = random.Random(13)
     path = honest / "index.parquet"

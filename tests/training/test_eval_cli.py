@@ -66,6 +66,7 @@ def test_a_run_folder_scores_every_snapshot_and_names_the_best(run, tmp_path, ca
     assert f"best snapshot by kid-patch: {best}" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_an_inception_state_dict_scores_under_a_name_with_its_hash(run, tmp_path):
     data, _, paths = run
     path = save(inception_state(), tmp_path / "pt_inception.pth")

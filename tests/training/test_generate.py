@@ -231,6 +231,7 @@ def test_a_failing_video_writer_costs_only_the_mp4(snapshot, tmp_path, capsys, m
     assert (tmp_path / "zoom-seed0000.webp").exists() and not list(tmp_path.glob("*.mp4"))
 
 
+@pytest.mark.slow  # more than a few seconds
 def test_python_m_training_generate_is_the_same_command(snapshot, tmp_path):
     import subprocess
     import sys

@@ -138,6 +138,7 @@ def test_a_file_claiming_more_tensor_bytes_than_it_holds_is_refused_before_alloc
 
 # -- what loads computes ------------------------------------------------------------------------
 
+@pytest.mark.slow  # more than a few seconds
 def test_the_inception_state_dict_gives_2048_features_and_a_name_with_its_hash(tmp_path, states, monkeypatch):
     # pytorch-fid's file may hold batch norm's step counters; it may be in the legacy format.
     counters = {k.replace("running_mean", "num_batches_tracked"): torch.tensor(0)
